@@ -265,8 +265,27 @@ class ModelInfo:
     threshold: float | None         # distance between L2-normalised encodings; None if unknown
     align: bool                     # align faces before encoding (else a plain resize)
     resample: str | None            # Pillow filter of the plain resize the numbers were made with
-    weights: Path
+    weights: Path | None = None
     recognised_by: str | None = None
+
+
+def is_original_network(model) -> bool:
+    """Whether `model` is `inception_blocks_v2`'s network (pixels 0..255 in, scaled inside)."""
+    return model.name == "inception_resnet_v1" and any(
+        layer.name == "Input_Rescaling" for layer in model.layers)
+
+
+def model_info(model, weights=None, recognised_by: str | None = None) -> ModelInfo:
+    """What callers need to know to use `model`, read from the model itself."""
+    size = tuple(int(n) for n in model.input_shape[1:3])
+    if is_original_network(model):
+        # The course fed plain (nearest-neighbour) resizes of its pre-cropped 96x96 photos, no
+        # alignment: the published distances (0.5992949, 1.0259346, 0.0) come from exactly that.
+        return ModelInfo("inception_resnet_v1 (original course FaceNet)", True, size,
+                         ORIGINAL_THRESHOLD, align=False, resample="nearest",
+                         weights=weights, recognised_by=recognised_by)
+    return ModelInfo(model.name, False, size, _default_threshold(), align=True, resample=None,
+                     weights=weights, recognised_by=recognised_by)
 
 
 def _default_threshold() -> float | None:
@@ -279,6 +298,14 @@ def _default_threshold() -> float | None:
     return getattr(encode, "DISTANCE_THRESHOLD", None)
 
 
+def _model_folder(folder) -> Path:
+    """A relative folder is looked up in the working directory, then in the project folder."""
+    folder = Path(folder).expanduser()
+    if folder.is_absolute() or (Path.cwd() / folder / "model.h5").is_file():
+        return folder
+    return ROOT / folder if (ROOT / folder / "model.h5").is_file() else folder
+
+
 def load_course_model(folder="keras-facenet-h5"):
     """(model, ModelInfo) for what `folder` holds: the original course model or the default one.
 
@@ -287,7 +314,7 @@ def load_course_model(folder="keras-facenet-h5"):
     original but does not fit the network raises `OriginalWeightsError` rather than silently
     falling back to the default model.
     """
-    folder = Path(folder)
+    folder = _model_folder(folder)
     weights = folder / "model.h5"
     if not weights.is_file():
         raise CourseModelNotFoundError(
@@ -296,12 +323,7 @@ def load_course_model(folder="keras-facenet-h5"):
     reason = identify_original_weights(weights)
     if reason is not None:
         model = load_original_model(weights)
-        # The course fed plain (nearest-neighbour) resizes of its pre-cropped 96x96 photos, no
-        # alignment: the published distances (0.5992949, 1.0259346, 0.0) come from exactly that.
-        info = ModelInfo("inception_resnet_v1 (original course FaceNet)", True,
-                         tuple(model.input_shape[1:3]), ORIGINAL_THRESHOLD, align=False,
-                         resample="nearest", weights=weights, recognised_by=reason)
-        return model, info
+        return model, model_info(model, weights, reason)
 
     import keras
 
@@ -311,9 +333,7 @@ def load_course_model(folder="keras-facenet-h5"):
             f"{architecture} not found beside {weights}. Run `make setup` to rebuild the default model.")
     model = keras.models.model_from_json(architecture.read_text())
     model.load_weights(str(weights))
-    info = ModelInfo(model.name, False, tuple(model.input_shape[1:3]), _default_threshold(),
-                     align=True, resample=None, weights=weights)
-    return model, info
+    return model, model_info(model, weights)
 
 
 # --- the proof: the original model.json, read independently -------------------------------
@@ -529,6 +549,11 @@ def synthetic_weights(layout, seed: int = 0) -> dict[str, dict[str, np.ndarray]]
     return values
 
 
+def _fixed_length_strings(values: list[str]):
+    """A list attribute as Keras 2 with h5py 2 stored it: fixed-length bytes ("|S"), or [] when empty."""
+    return np.array([v.encode("utf8") for v in values], dtype="S") if values else []
+
+
 def write_keras2_weights(path, config: dict, values, full_model: bool = True,
                          keras_version: str = "2.4.0") -> Path:
     """Write `values` ({layer: {weight: array}}) in the HDF5 layout Keras 2.4 writes.
@@ -552,14 +577,14 @@ def write_keras2_weights(path, config: dict, values, full_model: bool = True,
             model_config = {"class_name": config["class_name"], "config": config["config"]}
             f.attrs["model_config"] = json.dumps(model_config).encode("utf8")
             group = f.create_group("model_weights")
-        group.attrs["layer_names"] = [n.encode("utf8") for n in names]
+        group.attrs["layer_names"] = _fixed_length_strings(names)
         group.attrs["backend"] = b"tensorflow"
         group.attrs["keras_version"] = keras_version.encode("utf8")
         for name in sorted(names):
             layer_group = group.create_group(name)
             arrays = values.get(name, {})
             weight_names = [f"{name}/{weight}:0" for weight in arrays]
-            layer_group.attrs["weight_names"] = [w.encode("utf8") for w in weight_names]
+            layer_group.attrs["weight_names"] = _fixed_length_strings(weight_names)
             for weight_name, value in zip(weight_names, arrays.values()):
                 layer_group.create_dataset(weight_name, data=value)
     return path
