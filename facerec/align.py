@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from facerec.errors import EmptyInputError
-from facerec.images import ImageSource, load_image
+from facerec.images import ImageSource, as_rgb
 
 # MTCNN keypoints (left eye, right eye, nose, left and right mouth corner) in a 150x150 chip:
 # mean of MTCNN on 300 LFW chips cut by dlib's get_face_chip(size=150, padding=0.25).
@@ -94,7 +94,7 @@ def detect_faces(
         raise EmptyInputError("detect_faces got an empty list of images. Pass at least one picture.")
     if not min_face_size > 0:
         raise ValueError(f"min_face_size must be a positive number of pixels, not {min_face_size!r}.")
-    pictures = [load_image(image) for image in images]
+    pictures = [as_rgb(image) for image in images]
 
     # MTCNN pads a batch to its largest picture (and mtcnn 1.0.0 mis-shifts coordinates when a
     # padded picture has no face), so only pictures of the same size share a call.
@@ -194,8 +194,7 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = TEMPLATE_SI
 
     Bilinear sampling; chip pixels that fall outside the photo are black.
     """
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        image = load_image(image)  # anything else load_image accepts (paths, gray, float, ...)
+    image = as_rgb(image)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (5, 2):
         raise ValueError(f"landmarks must be a (5, 2) array of (x, y) points, got shape {landmarks.shape}.")

@@ -48,6 +48,13 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
     return picture
 
 
+def as_rgb(source: ImageSource) -> np.ndarray:
+    """`source` itself when it already is an (H, W, 3) uint8 array, else `load_image(source)`."""
+    if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 3 and source.shape[2] == 3:
+        return source
+    return load_image(source)
+
+
 def shrink_to_fit(picture: np.ndarray, max_side: int) -> np.ndarray:
     """`picture` shrunk (aspect kept) so that its longer side is at most `max_side` pixels."""
     height, width = picture.shape[:2]

@@ -1,0 +1,237 @@
+"""Face encodings: photo -> detected, aligned face chips -> unit-length 128-d vectors.
+
+One pipeline serves every entry point (`extract_faces_from_images`): load each picture,
+detect faces (batched MTCNN), align each kept face onto a chip of the model's input size, and
+encode all chips of a round with one model call per `batch_size` chips. `img_to_encoding`,
+`extract_faces` and `encode_images` only choose which faces to keep and how to report them.
+
+The model is any Keras model mapping (n, S, S, 3) RGB pixel values 0..255 to (n, d) vectors;
+the course model is dlib's ResNet converted to Keras (S = 150, d = 128).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from facerec.align import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_FACE_SIZE, TEMPLATE_SIZE, align_face, detect_faces
+from facerec.errors import EmptyInputError, FaceRecError, NoFaceFoundError, NotAnImageError, describe_source
+from facerec.images import ImageSource, as_rgb
+
+# L2 distance between two unit-length encodings below which they are taken as the same person.
+# Set by bench/lfw_threshold.py: MEASUREMENT PENDING.
+DISTANCE_THRESHOLD = 0.45
+
+MODEL_FOLDER = "keras-facenet-h5"
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Decoded pixels held at once by encode_images (about 3 bytes each): bounds its memory use.
+_ROUND_PIXELS = 64_000_000
+_ROUND_IMAGES = 256
+
+
+class ModelNotFoundError(FaceRecError, FileNotFoundError):
+    """The folder with model.json and model.h5 is missing or incomplete."""
+
+
+@dataclass
+class Face:
+    """One face of a photo: where it is, its aligned chip and its encoding.
+
+    box: (x, y, width, height) in the photo's pixels; landmarks: (5, 2) (x, y) of left eye,
+    right eye, nose, left and right mouth corner; confidence: detector probability 0..1;
+    chip: the aligned (S, S, 3) uint8 face the model saw; encoding: (d,) float32, unit length.
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    confidence: float
+    chip: np.ndarray
+    encoding: np.ndarray
+
+
+def load_model(folder: str | os.PathLike = MODEL_FOLDER):
+    """The Keras face-encoding model saved in `folder` as model.json (architecture) + model.h5 (weights).
+
+    A relative `folder` is looked up in the working directory, then in the project folder.
+    """
+    model_folder = _find_model_folder(Path(folder).expanduser())
+    import tensorflow as tf
+
+    model = tf.keras.models.model_from_json((model_folder / "model.json").read_text())
+    model.load_weights(str(model_folder / "model.h5"))
+    return model
+
+
+def _find_model_folder(folder: Path) -> Path:
+    candidates = [folder] if folder.is_absolute() else [Path.cwd() / folder, _PROJECT_ROOT / folder]
+    for candidate in candidates:
+        if (candidate / "model.json").is_file() and (candidate / "model.h5").is_file():
+            return candidate
+    looked = " and ".join(repr(str(candidate)) for candidate in candidates)
+    raise ModelNotFoundError(
+        f"No model.json + model.h5 in {looked}. Pass the folder that holds them, "
+        "or build them with `make setup` from the project folder."
+    )
+
+
+def chip_size(model) -> int:
+    """Side in pixels of the square chips `model` takes, read from its input shape."""
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    height, width = shape[1], shape[2]
+    if height is None and width is None:
+        return TEMPLATE_SIZE
+    if height != width:
+        raise ValueError(f"The model takes {height}x{width} inputs; face chips are square. Use a square-input model.")
+    return int(height)
+
+
+def encode_chips(chips: Sequence[np.ndarray] | np.ndarray, model, batch_size: int = 32, mirror: bool = False) -> np.ndarray:
+    """(n, d) float32 unit-length encodings of `chips`, an (n, S, S, 3) array or a list of (S, S, 3).
+
+    One `predict_on_batch` per `batch_size` chips (Keras `predict()` costs ~50 ms per call).
+    With `mirror`, each encoding is the normalised mean of the chip's and its left-right mirror's.
+    """
+    if len(chips) == 0:
+        raise EmptyInputError("encode_chips got no chips. Pass at least one aligned face chip.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size!r}.")
+    stacked = np.stack(chips) if isinstance(chips, (list, tuple)) else np.asarray(chips)
+    if stacked.ndim == 3:
+        stacked = stacked[None]  # one chip given alone
+    size = chip_size(model)
+    if stacked.shape[1:] != (size, size, 3):
+        raise NotAnImageError(
+            f"Chips of shape {stacked.shape[1:]} do not fit this model, which takes ({size}, {size}, 3). "
+            "Align faces with align_face(image, landmarks, size) first."
+        )
+    encodings = []
+    for start in range(0, len(stacked), batch_size):
+        batch = stacked[start : start + batch_size].astype(np.float32)
+        if mirror:
+            # Both orientations in the same call: one per-call overhead, not two.
+            both = _unit_rows(np.asarray(model.predict_on_batch(np.concatenate([batch, batch[:, :, ::-1]]))))
+            encodings.append(_unit_rows(both[: len(batch)] + both[len(batch) :]))
+        else:
+            encodings.append(_unit_rows(np.asarray(model.predict_on_batch(batch))))
+    return np.concatenate(encodings).astype(np.float32)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def extract_faces_from_images(
+    images: Sequence[ImageSource],
+    model,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE,
+    largest_only: bool = False,
+    batch_size: int = 32,
+) -> list[list[Face]]:
+    """For each picture, its faces (largest first; only the largest with `largest_only`).
+
+    The pipeline every other function here uses: detection batched over all `images`, then one
+    model call per `batch_size` chips over all their faces together.
+    """
+    if len(images) == 0:
+        raise EmptyInputError("Got an empty list of images. Pass at least one photo.")
+    pictures = [as_rgb(image) for image in images]
+    detections = detect_faces(pictures, min_confidence=min_confidence, min_face_size=min_face_size)
+    kept = [found[:1] if largest_only else found for found in detections]
+    size = chip_size(model)
+    chips = [align_face(picture, face.landmarks, size) for picture, found in zip(pictures, kept) for face in found]
+    encodings = encode_chips(chips, model, batch_size) if chips else np.empty((0, 0), np.float32)
+    faces_per_picture: list[list[Face]] = []
+    next_chip = 0
+    for found in kept:
+        faces = []
+        for detection in found:
+            faces.append(
+                Face(
+                    box=detection.box,
+                    landmarks=detection.landmarks,
+                    confidence=detection.confidence,
+                    chip=chips[next_chip],
+                    encoding=encodings[next_chip],
+                )
+            )
+            next_chip += 1
+        faces_per_picture.append(faces)
+    return faces_per_picture
+
+
+def extract_faces(
+    image: ImageSource,
+    model,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE,
+) -> list[Face]:
+    """Every face found in `image` (a path or an array), largest first; [] when there is none."""
+    return extract_faces_from_images([image], model, min_confidence, min_face_size)[0]
+
+
+def img_to_encoding(image_path: ImageSource, model) -> np.ndarray:
+    """(1, d) float32 unit-length encoding of the largest face in the photo at `image_path`.
+
+    Raises NoFaceFoundError (naming the file) when the photo has no detectable face.
+    """
+    faces = extract_faces_from_images([image_path], model, largest_only=True)[0]
+    if not faces:
+        raise _no_face_error([image_path])
+    return faces[0].encoding[None, :]
+
+
+def encode_images(paths: Iterable[ImageSource], model, batch_size: int = 32) -> np.ndarray:
+    """(n, d) float32 encodings of the largest face in each photo, in the order given.
+
+    Row i equals img_to_encoding(paths[i], model)[0]. Photos are processed in rounds (bounded
+    memory); each round's detection is batched and its chips go through the model
+    `batch_size` at a time. Raises NoFaceFoundError naming every photo of a round without a face.
+    """
+    single = isinstance(paths, (str, os.PathLike)) or (isinstance(paths, np.ndarray) and paths.ndim <= 3)
+    sources = [paths] if single else list(paths)
+    if not sources:
+        raise EmptyInputError("encode_images got an empty list of paths. Pass at least one photo.")
+    rows = []
+    for round_sources, round_pictures in _rounds(sources):
+        faces = extract_faces_from_images(round_pictures, model, largest_only=True, batch_size=batch_size)
+        faceless = [source for source, found in zip(round_sources, faces) if not found]
+        if faceless:
+            raise _no_face_error(faceless)
+        rows.extend(found[0].encoding for found in faces)
+    return np.stack(rows)
+
+
+def _rounds(sources: list[ImageSource]) -> Iterator[tuple[list[ImageSource], list[np.ndarray]]]:
+    """Sources and their decoded pictures, in consecutive groups of bounded total size."""
+    round_sources: list[ImageSource] = []
+    round_pictures: list[np.ndarray] = []
+    pixels = 0
+    for source in sources:
+        picture = as_rgb(source)
+        round_sources.append(source)
+        round_pictures.append(picture)
+        pixels += picture.shape[0] * picture.shape[1]
+        if pixels >= _ROUND_PIXELS or len(round_pictures) >= _ROUND_IMAGES:
+            yield round_sources, round_pictures
+            round_sources, round_pictures, pixels = [], [], 0
+    if round_pictures:
+        yield round_sources, round_pictures
+
+
+def _no_face_error(sources: list[ImageSource]) -> NoFaceFoundError:
+    names = ", ".join(describe_source(source) for source in sources)
+    error = NoFaceFoundError(
+        f"No face found in {names}. Check the file name, and use photos in which a face is clearly "
+        f"visible, upright and at least {DEFAULT_MIN_FACE_SIZE} pixels wide."
+    )
+    error.sources = list(sources)
+    return error

@@ -1,0 +1,67 @@
+"""Shared fixtures: the encoding model and the MTCNN detector are loaded once per test session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the project's modules (facerec, fr_utils) whatever the cwd
+
+import numpy as np
+import pytest
+
+IMAGES = ROOT / "images"
+CAMERA_OWNERS = {
+    "camera_0": "younes",
+    "camera_1": "bertrand",
+    "camera_2": "benoit",
+    "camera_3": "bertrand",
+    "camera_4": "dan",
+    "camera_5": "arnaud",
+}
+DATABASE_PEOPLE = [
+    "andrew", "arnaud", "benoit", "bertrand", "dan", "danielle",
+    "felix", "kevin", "kian", "sebastiano", "tian", "younes",
+]
+
+
+def course_photo(name: str) -> Path:
+    """Path of a course photo by name (all are .jpg except danielle.png)."""
+    return IMAGES / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
+
+
+@pytest.fixture(scope="session")
+def course_photos() -> dict[str, Path]:
+    """The 18 course photos by name: 6 camera shots and 12 database photos."""
+    names = list(CAMERA_OWNERS) + DATABASE_PEOPLE
+    return {name: course_photo(name) for name in names}
+
+
+@pytest.fixture(scope="session")
+def encoding_model():
+    """The converted dlib ResNet (keras-facenet-h5), loaded once."""
+    from facerec.encode import load_model
+
+    return load_model(ROOT / "keras-facenet-h5")
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """facerec's process-wide MTCNN detector, built once."""
+    from facerec.align import get_detector
+
+    return get_detector()
+
+
+@pytest.fixture(scope="session")
+def course_encodings(course_photos, encoding_model, detector) -> dict[str, np.ndarray]:
+    """Encoding (128,) of every course photo, from one batched encode_images call."""
+    from facerec.encode import encode_images
+
+    names = list(course_photos)
+    rows = encode_images([course_photos[name] for name in names], encoding_model)
+    return dict(zip(names, rows))
