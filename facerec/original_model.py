@@ -89,6 +89,10 @@ class CourseModelNotFoundError(FaceRecError, FileNotFoundError):
     """The model folder lacks the files to load."""
 
 
+class CourseModelUnreadableError(FaceRecError, OSError):
+    """model.h5 is there but cannot be read (a truncated or damaged copy)."""
+
+
 # --- recognising the original weights file -------------------------------------------------
 
 def git_blob_id(path) -> str:
@@ -176,6 +180,13 @@ def read_keras_weights(path) -> dict[str, dict[str, np.ndarray]]:
         raise OriginalWeightsError(path, "no such file.")
     if not h5py.is_hdf5(path):
         raise OriginalWeightsError(path, "not an HDF5 file.")
+    try:
+        return _read_weights_group(h5py, path)
+    except OSError as error:  # h5py's error for truncated or damaged files
+        raise OriginalWeightsError(path, f"cannot be read ({error}); the copy may be incomplete.") from error
+
+
+def _read_weights_group(h5py, path: Path) -> dict[str, dict[str, np.ndarray]]:
     with h5py.File(path, "r") as f:
         group = _weights_group(f)
         if group is None:
@@ -332,7 +343,13 @@ def load_course_model(folder="keras-facenet-h5"):
         raise CourseModelNotFoundError(
             f"{architecture} not found beside {weights}. Run `make setup` to rebuild the default model.")
     model = keras.models.model_from_json(architecture.read_text())
-    model.load_weights(str(weights))
+    try:
+        model.load_weights(str(weights))
+    except OSError as error:  # h5py cannot open it: not recognisable as either model
+        raise CourseModelUnreadableError(
+            f"{weights} cannot be read ({error}). The copy may be incomplete: copy the original "
+            "course model.h5 again, or delete it and run `make setup` to rebuild the default model."
+        ) from error
     return model, model_info(model, weights)
 
 

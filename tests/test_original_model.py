@@ -364,6 +364,16 @@ def test_course_model_is_the_default_otherwise():
     assert info.threshold == DISTANCE_THRESHOLD
 
 
+def test_a_truncated_copy_says_what_to_do(synthetic_file, tmp_path):
+    shutil.copyfile(_require(DEFAULT_MODEL_DIR / "model.json"), tmp_path / "model.json")
+    with open(synthetic_file, "rb") as src:
+        (tmp_path / "model.h5").write_bytes(src.read(1 << 20))
+    with pytest.raises(om.CourseModelUnreadableError, match="model.h5 cannot be read .* incomplete"):
+        om.load_course_model(tmp_path)
+    with pytest.raises(om.OriginalWeightsError, match="model.h5: cannot be read .* incomplete"):
+        om.read_keras_weights(tmp_path / "model.h5")
+
+
 def test_an_empty_folder_says_what_to_do(tmp_path):
     with pytest.raises(om.CourseModelNotFoundError, match="model.h5 not found. Run `make setup`"):
         om.load_course_model(tmp_path)
