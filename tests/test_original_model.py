@@ -51,7 +51,16 @@ def layout(reference):
 def synthetic_file(tmp_path_factory, reference, layout):
     """~92 MB of synthetic weights in Keras 2.4's `model.save("model.h5")` layout."""
     path = tmp_path_factory.mktemp("original") / "model.h5"
-    return om.write_keras2_weights(path, reference, om.synthetic_weights(layout, seed=0))
+    yield om.write_keras2_weights(path, reference, om.synthetic_weights(layout, seed=0))
+    path.unlink()  # pytest keeps its last temporary folders: do not leave 92 MB behind
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A temporary folder whose weight files (copies of ~92 MB) are deleted after the test."""
+    yield tmp_path
+    for big in tmp_path.glob("*.h5"):
+        big.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -241,10 +250,10 @@ def _add_layer(group, layer):
      r"Mixed_7a_Branch_0_Conv2d_1a_3x3/kernel \(3, 3, 256, 383\) vs \(3, 3, 256, 384\)"),
     (_add_layer, "Logits", r"1 weight\(s\) in the file but not in the network: Logits/kernel"),
 ], ids=["missing-layer", "wrong-shape", "unexpected-layer"])
-def test_a_damaged_file_gives_a_clear_error_and_loads_nothing(network, synthetic_file, tmp_path,
+def test_a_damaged_file_gives_a_clear_error_and_loads_nothing(network, synthetic_file, scratch,
                                                                damage, layer, listed):
     model, _ = network
-    broken = _copy(synthetic_file, tmp_path)
+    broken = _copy(synthetic_file, scratch)
     with h5py.File(broken, "r+") as f:
         damage(f["model_weights"], layer)
     assert om.is_original_weights_file(broken)  # still the original: fail loudly, no fallback
@@ -294,19 +303,19 @@ def test_the_comparison_would_catch_swapped_branches(network, json_model, course
 
 # --- recognising the original file ----------------------------------------------------------
 
-def test_recognises_both_keras2_layouts(synthetic_file, reference, layout, tmp_path):
+def test_recognises_both_keras2_layouts(synthetic_file, reference, layout, scratch):
     assert om.identify_original_weights(synthetic_file).startswith("layout")
-    weights_only = om.write_keras2_weights(tmp_path / "weights.h5", reference,
+    weights_only = om.write_keras2_weights(scratch / "weights.h5", reference,
                                            om.synthetic_weights(layout, seed=0), full_model=False)
     assert om.is_original_weights_file(weights_only)
     assert om.read_keras_weights(weights_only).keys() == layout.keys()
 
 
-def test_recognises_and_loads_a_copy_resaved_by_keras3(network, tmp_path):
+def test_recognises_and_loads_a_copy_resaved_by_keras3(network, scratch):
     from keras.src.legacy.saving import legacy_h5_format
 
     model, _ = network
-    resaved = tmp_path / "model.h5"
+    resaved = scratch / "model.h5"
     with h5py.File(resaved, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
     assert om.is_original_weights_file(resaved)
@@ -364,14 +373,14 @@ def test_course_model_is_the_default_otherwise():
     assert info.threshold == DISTANCE_THRESHOLD
 
 
-def test_a_truncated_copy_says_what_to_do(synthetic_file, tmp_path):
-    shutil.copyfile(_require(DEFAULT_MODEL_DIR / "model.json"), tmp_path / "model.json")
+def test_a_truncated_copy_says_what_to_do(synthetic_file, scratch):
+    shutil.copyfile(_require(DEFAULT_MODEL_DIR / "model.json"), scratch / "model.json")
     with open(synthetic_file, "rb") as src:
-        (tmp_path / "model.h5").write_bytes(src.read(1 << 20))
+        (scratch / "model.h5").write_bytes(src.read(1 << 20))
     with pytest.raises(om.CourseModelUnreadableError, match="model.h5 cannot be read .* incomplete"):
-        om.load_course_model(tmp_path)
+        om.load_course_model(scratch)
     with pytest.raises(om.OriginalWeightsError, match="model.h5: cannot be read .* incomplete"):
-        om.read_keras_weights(tmp_path / "model.h5")
+        om.read_keras_weights(scratch / "model.h5")
 
 
 def test_an_empty_folder_says_what_to_do(tmp_path):
