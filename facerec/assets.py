@@ -182,6 +182,15 @@ class Installer:
         if all(p.is_file() and self.cache.digest(p) == d for p, d in wanted.items()):
             self.report.checked += len(wanted)
             return
+        weights = model_dir / "model.h5"
+        from facerec.original_model import identify_original_weights
+
+        recognised = identify_original_weights(weights)
+        if recognised:  # an instructor's own copy of the original course model: keep it
+            print(f"set-up: keras-facenet-h5/model.h5 is the original course model ({recognised}); "
+                  f"keeping it, not building the default model", flush=True)
+            self.report.checked += 1
+            return
         fix = "Run the set-up (make setup) to build the model."
         if self.install:
             from facerec import convert

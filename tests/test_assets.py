@@ -138,3 +138,23 @@ def test_cli_with_a_wrong_assets_folder_fails_naming_the_file(tmp_path):
     assert result.returncode == 1
     assert "set-up stopped: missing file lfw.sha256" in result.stderr
     assert str(tmp_path / "nowhere") in result.stderr
+
+
+def test_an_instructors_original_course_model_is_kept(tmp_path):
+    """Set-up never overwrites the original course weights with the default model."""
+    import h5py
+
+    from facerec import original_model
+
+    manifest = tmp_path / "MANIFEST.sha256"
+    built = {n: d for n, d in assets.read_manifest().items() if n.startswith("built/")}
+    manifest.write_text("".join(f"{d}  {n}\n" for n, d in built.items()))
+    weights = tmp_path / "keras-facenet-h5" / "model.h5"
+    weights.parent.mkdir()
+    with h5py.File(weights, "w") as f:  # the original's Keras-2 layout, its layer names only
+        f.attrs["layer_names"] = [n.encode() for n in original_model.SIGNATURE_LAYERS]
+    before = assets.sha256_file(weights)
+    report = Installer(tmp_path, tmp_path, manifest=manifest).run()
+    assert report.built == 0
+    assert assets.sha256_file(weights) == before
+    assert not (tmp_path / "keras-facenet-h5" / "model.json").exists()
