@@ -1,0 +1,114 @@
+"""Encoding speed: dlib's own descriptor vs our Keras model, on the same aligned 150x150 chips.
+
+    .venv/bin/python bench/encode_speed.py [--repeats 3]
+
+Prints encodings per second, the ratio to dlib and the achieved GFLOP/s for
+- dlib `compute_face_descriptor(chip)`, one chip per call (the reference);
+- our model at batch 1, through `encode_chips` exactly as `img_to_encoding` calls it;
+- our model at batch 32 (`encode_chips(..., batch_size=32)`, one model call per 32 chips);
+- both again with mirror averaging (chip + its mirror image, what it would cost);
+then `img_to_encoding` end to end (decode, detect, align, encode) on the 18 course photos, and
+`encode_images` on the same photos. Each figure is the best of `--repeats` runs, because the
+machine is shared: the best run is the one least slowed down by other work.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+
+from facerec.encode import encode_chips, encode_images, extract_faces_from_images, img_to_encoding, load_model
+
+MFLOPS_PER_CHIP = 541.7  # multiply-adds x 2 of one forward pass of dlib's ResNet at 150x150
+TARGET_BATCH_32 = 20.0  # times dlib
+TARGET_BATCH_1 = 8.0
+LFW_FOLDER = ROOT / "data" / "lfw" / "lfw-deepfunneled"
+
+
+def best_rate(run, items: int, repeats: int) -> float:
+    """Items per second of the fastest of `repeats` timed runs of `run()` (after one warm-up)."""
+    run()
+    fastest = min(timed(run) for _ in range(repeats))
+    return items / fastest
+
+
+def timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def bench_chips(model) -> np.ndarray:
+    """64 aligned chips: the 18 course photos and 46 LFW photos, cut by our own pipeline."""
+    course = sorted((ROOT / "images").iterdir())
+    lfw = sorted(LFW_FOLDER.glob("*/*_0001.jpg"))[::100][:46]
+    faces = extract_faces_from_images([str(path) for path in course + lfw], model, largest_only=True)
+    return np.stack([found[0].chip for found in faces if found])[:64]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    repeats = parser.parse_args().repeats
+
+    import dlib
+    import face_recognition_models
+
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (shared machine)")
+    model = load_model(ROOT / "keras-facenet-h5")
+    dlib_net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    chips = bench_chips(model)
+    print(f"{len(chips)} aligned 150x150 chips (18 course photos, LFW for the rest)")
+
+    # Same network: the raw Keras output equals dlib's descriptor on these chips.
+    dlib_descriptors = np.array([dlib_net.compute_face_descriptor(chip) for chip in chips[:8]])
+    keras_descriptors = np.asarray(model.predict_on_batch(chips[:8].astype(np.float32)))
+    print(f"max |keras - dlib| on 8 chips: {np.abs(keras_descriptors - dlib_descriptors).max():.1e}")
+
+    dlib_chips = chips[:24]
+    rates = {
+        "dlib compute_face_descriptor, 1 chip/call": best_rate(
+            lambda: [dlib_net.compute_face_descriptor(chip) for chip in dlib_chips], len(dlib_chips), repeats),
+        "keras batch 1 (img_to_encoding's call)": best_rate(
+            lambda: [encode_chips(chips[i : i + 1], model) for i in range(len(chips))], len(chips), repeats),
+        "keras batch 32": best_rate(lambda: encode_chips(chips, model, batch_size=32), len(chips), repeats),
+        "keras batch 1, mirror-averaged": best_rate(
+            lambda: [encode_chips(chips[i : i + 1], model, mirror=True) for i in range(len(chips))], len(chips), repeats),
+        "keras batch 32, mirror-averaged": best_rate(
+            lambda: encode_chips(chips, model, batch_size=32, mirror=True), len(chips), repeats),
+    }
+    dlib_rate = rates["dlib compute_face_descriptor, 1 chip/call"]
+    print(f"\n{'method':44s} {'enc/s':>8s} {'x dlib':>7s} {'GFLOP/s':>8s} {'ms/enc':>7s}")
+    for name, rate in rates.items():
+        # Mirror averaging runs the network twice per encoding.
+        flops = MFLOPS_PER_CHIP * (2 if "mirror" in name else 1) * rate / 1000
+        print(f"{name:44s} {rate:8.1f} {rate / dlib_rate:7.1f} {flops:8.1f} {1000 / rate:7.2f}")
+    for name, target in (("keras batch 32", TARGET_BATCH_32), ("keras batch 1 (img_to_encoding's call)", TARGET_BATCH_1)):
+        ratio = rates[name] / dlib_rate
+        print(f"target {name}: >= {target:.0f}x dlib -> {ratio:.1f}x {'met' if ratio >= target else 'NOT met'}")
+
+    photos = sorted((ROOT / "images").iterdir())
+    img_to_encoding(photos[0], model)  # warm-up
+    per_photo = []
+    for _ in range(repeats):
+        times = [timed(lambda: img_to_encoding(photo, model)) for photo in photos]
+        per_photo.append(times)
+    fastest = np.min(np.array(per_photo), axis=0)
+    batched = best_rate(lambda: encode_images(photos, model), len(photos), repeats)
+    print(f"\nimg_to_encoding end to end (decode, detect, align, encode), {len(photos)} course photos (96x96):")
+    print(f"  median {1000 * np.median(fastest):.1f} ms/photo, max {1000 * fastest.max():.1f} ms "
+          f"({1 / np.median(fastest):.1f} photos/s)")
+    print(f"encode_images on the same {len(photos)} photos in one call: {1000 / batched:.1f} ms/photo ({batched:.1f} photos/s)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
