@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from facerec.errors import EmptyInputError
-from facerec.images import ImageSource, as_rgb
+from facerec.images import ImageSource, as_rgb, as_source_list
 
 # MTCNN keypoints (left eye, right eye, nose, left and right mouth corner) in a 150x150 chip:
 # mean of MTCNN on 300 LFW chips cut by dlib's get_face_chip(size=150, padding=0.25).
@@ -88,8 +88,7 @@ def detect_faces(
     picture is also accepted. Pictures of equal size go through MTCNN together, many per call.
     `min_face_size` is in pixels of the original picture.
     """
-    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
-        images = [images]
+    images = as_source_list(images)
     if len(images) == 0:
         raise EmptyInputError("detect_faces got an empty list of images. Pass at least one picture.")
     if not min_face_size > 0:
@@ -109,19 +108,25 @@ def detect_faces(
 
     found: list[list[Detection]] = [[] for _ in pictures]
     for (height, width), members in groups.items():
-        if min(height, width) < max(_MTCNN_WINDOW, min_face_size):
-            continue  # too small to hold a face of the size asked for (and MTCNN fails below 12 px)
         shrink = max(scale_back[members[0]])
-        # In a shrunk photo, faces under DEFAULT_MIN_FACE_SIZE shrunk pixels are not looked for:
-        # looking for them would mean enlarging the shrunk photo again.
-        detection_min_face = max(min_face_size / shrink, DEFAULT_MIN_FACE_SIZE) if shrink > 1 else min_face_size
+        if min(height, width) < _MTCNN_WINDOW or min(height, width) * shrink < min_face_size:
+            continue  # too small for MTCNN, or for a face of the size asked for
+        # MTCNN 1.0.0 sizes its pyramid from the picture alone and starts it at 12/min_face_size:
+        # above ~24 its last level drops under 12 px and the whole call returns no face; under
+        # 12 the pyramid ends before large faces fit. So ask it for 12..20 and drop smaller faces
+        # afterwards. Never ask for less than 20 in a shrunk photo (that would enlarge it again).
+        mtcnn_min_face = min(max(min_face_size, _MTCNN_WINDOW), DEFAULT_MIN_FACE_SIZE)
+        if shrink > 1:
+            mtcnn_min_face = DEFAULT_MIN_FACE_SIZE
         per_call = max(1, DETECTION_BATCH_PIXELS // (height * width))
         for start in range(0, len(members), per_call):
             chunk = members[start : start + per_call]
-            rows = _run_mtcnn([scaled[i] for i in chunk], min_confidence, detection_min_face)
+            rows = _run_mtcnn([scaled[i] for i in chunk], min_confidence, mtcnn_min_face)
             for row in rows:
                 index = chunk[int(row[0])]
-                found[index].append(_detection_from_row(row, scale_back[index]))
+                detection = _detection_from_row(row, scale_back[index])
+                if max(detection.box[2], detection.box[3]) >= min_face_size:
+                    found[index].append(detection)
     return [sorted(faces, key=lambda face: face.area, reverse=True) for faces in found]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from facerec.align import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_FACE_SIZE, TEMPLATE_SIZE, align_face, detect_faces
 from facerec.errors import EmptyInputError, FaceRecError, NoFaceFoundError, NotAnImageError, describe_source
-from facerec.images import ImageSource, as_rgb
+from facerec.images import ImageSource, as_rgb, as_source_list
 
 # L2 distance between two unit-length encodings below which they are taken as the same person.
 # Measured by bench/lfw_threshold.py with this full pipeline (MTCNN, alignment, largest face) on
@@ -147,6 +147,7 @@ def extract_faces_from_images(
     The pipeline every other function here uses: detection batched over all `images`, then one
     model call per `batch_size` chips over all their faces together.
     """
+    images = as_source_list(images)
     if len(images) == 0:
         raise EmptyInputError("Got an empty list of images. Pass at least one photo.")
     pictures = [as_rgb(image) for image in images]
@@ -202,8 +203,7 @@ def encode_images(paths: Iterable[ImageSource], model, batch_size: int = 32) -> 
     memory); each round's detection is batched and its chips go through the model
     `batch_size` at a time. Raises NoFaceFoundError naming every photo of a round without a face.
     """
-    single = isinstance(paths, (str, os.PathLike)) or (isinstance(paths, np.ndarray) and paths.ndim <= 3)
-    sources = [paths] if single else list(paths)
+    sources = as_source_list(paths)
     if not sources:
         raise EmptyInputError("encode_images got an empty list of paths. Pass at least one photo.")
     rows = []

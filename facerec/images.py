@@ -48,6 +48,13 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
     return picture
 
 
+def as_source_list(images) -> list:
+    """`images` as a list of picture sources; one picture given alone becomes a list of one."""
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        return [images]
+    return list(images)  # also splits an (n, H, W, C) array into its n pictures
+
+
 def as_rgb(source: ImageSource) -> np.ndarray:
     """`source` itself when it already is an (H, W, 3) uint8 array, else `load_image(source)`."""
     if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 3 and source.shape[2] == 3:

@@ -196,11 +196,11 @@ def test_huge_photo_is_shrunk_for_detection_and_coordinates_scaled_back(course_p
 
 
 def test_aligned_course_chips_put_the_landmarks_on_the_template(course_photos, detector):
+    names = list(course_photos)
+    photos = [load_image(course_photos[name]) for name in names]
+    chips = [align_face(photo, faces[0].landmarks) for photo, faces in zip(photos, detect_faces(photos))]
     errors = []
-    for name, path in course_photos.items():
-        photo = load_image(path)
-        chip = align_face(photo, detect_faces([photo])[0][0].landmarks)
-        again = detect_faces([chip])[0]
+    for name, again in zip(names, detect_faces(chips)):
         assert len(again) == 1, name
         error = np.linalg.norm(again[0].landmarks - TEMPLATE_150, axis=1)
         assert error[:2].max() < 8, f"{name}: eyes {error[:2]} px from the template"
@@ -212,6 +212,15 @@ def test_aligned_course_chips_put_the_landmarks_on_the_template(course_photos, d
 def test_empty_list_raises_empty_input():
     with pytest.raises(EmptyInputError):
         detect_faces([])
+
+
+def test_min_face_size_is_in_photo_pixels_and_any_value_works(course_photos, detector):
+    younes = course_photos["younes"]  # face box about 65 x 75 px in a 96 x 96 photo
+    for min_face_size in (5, 12, 20, 40, 60):
+        assert len(detect_faces([younes], min_face_size=min_face_size)[0]) == 1, min_face_size
+    assert detect_faces([younes], min_face_size=85)[0] == []
+    with pytest.raises(ValueError):
+        detect_faces([younes], min_face_size=0)
 
 
 def test_min_confidence_filters_detections(course_photos, detector):
