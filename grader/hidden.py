@@ -1,0 +1,413 @@
+"""Hidden tests, run while grading by the hidden test cells of the notebook:
+
+    from grader.hidden import check_triplet_loss
+    check_triplet_loss(globals(), points=4)
+
+Each function finds the student's function in the notebook's namespace, runs it on inputs the
+student never saw, compares with `grader.reference` computed now, prints one line per check and
+returns the points earned (nbgrader's partial credit). Calls are positional, so a renamed
+parameter costs nothing; the student's own prints are captured, not shown.
+
+Nothing here raises: a missing function or an error inside the student's code is reported as a
+failed check. Messages say what was checked and what was wrong, never the expected numbers or
+the inputs, and tracebacks never show this file (feedback must not reveal the tests).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fr_checks import Checks
+from fr_checks import number as _number
+from grader import reference
+
+SEED = 20260611
+
+DATABASE_FILES = {
+    "andrew": "andrew.jpg", "arnaud": "arnaud.jpg", "benoit": "benoit.jpg",
+    "bertrand": "bertrand.jpg", "dan": "dan.jpg", "danielle": "danielle.png",
+    "felix": "felix.jpg", "kevin": "kevin.jpg", "kian": "kian.jpg",
+    "sebastiano": "sebastiano.jpg", "tian": "tian.jpg", "younes": "younes.jpg",
+}
+# Who is really on each camera photo.
+CAMERA_TRUTH = {
+    "camera_0.jpg": "younes", "camera_1.jpg": "bertrand", "camera_2.jpg": "benoit",
+    "camera_3.jpg": "bertrand", "camera_4.jpg": "dan", "camera_5.jpg": "arnaud",
+}
+# One false claim per camera photo (none of them the one the notebook shows).
+CAMERA_IMPOSTOR = {
+    "camera_0.jpg": "andrew", "camera_1.jpg": "kevin", "camera_2.jpg": "sebastiano",
+    "camera_3.jpg": "felix", "camera_4.jpg": "kevin", "camera_5.jpg": "tian",
+}
+# People whose stored photos are all far from Benoit's camera photo (camera_2), measured: a
+# database of them is one that Benoit is not in, and where nobody is close enough to be taken
+# for him. (Leaving Benoit out of the full database is not enough: at the course threshold the
+# door takes him for Arnaud, 0.41 away.)
+STRANGERS_TO_BENOIT = ("andrew", "felix", "kevin", "sebastiano", "tian", "danielle")
+NOT_IN_DATABASE = "not in the database"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _function(namespace: dict, name: str):
+    function = namespace.get(name)
+    if not callable(function):
+        print(f"\u2718 {name} is not defined: run the cell where you wrote it and check that it "
+              "runs without an error.")
+        return None
+    return function
+
+
+class _Call:
+    """The result of one call of the student's function, with what it printed."""
+
+    def __init__(self, function, *args):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            self.value = function(*args)
+        self.printed = out.getvalue()
+
+
+def _is_bool(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    return str(dtype) in ("bool", "<dtype: 'bool'>") and shape is not None and tuple(shape) in ((), (1,))
+
+
+def _pair(value, what: str):
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise AssertionError(f"{what} should return a pair (two values), got a {type(value).__name__}")
+    return value
+
+
+def _close(got: float, expected: float, atol: float = 1e-4, rtol: float = 1e-5) -> bool:
+    return bool(np.isclose(got, expected, atol=atol, rtol=rtol))
+
+
+def _threshold() -> float:
+    import fr_utils
+
+    return float(fr_utils.DISTANCE_THRESHOLD)
+
+
+@contextlib.contextmanager
+def _threshold_set_to(function, value: float):
+    """Make `function` see `value` wherever it reads the course's distance threshold.
+
+    That is every global of the notebook holding the threshold's value (DISTANCE_THRESHOLD under
+    any name, also as seen by helper functions), the helpers' module attribute, and default
+    arguments equal to it. A number typed into the function itself cannot be changed.
+    """
+    import fr_utils
+
+    real = _threshold()
+    namespace = getattr(function, "__globals__", {})
+    saved_globals = {k: v for k, v in namespace.items()
+                     if isinstance(v, (float, np.floating)) and not isinstance(v, bool) and v == real}
+    saved_defaults = getattr(function, "__defaults__", None)
+    modules = [fr_utils]
+    try:
+        import facerec.encode
+
+        modules.append(facerec.encode)
+    except ImportError:
+        pass
+    saved_modules = [(m, m.DISTANCE_THRESHOLD) for m in modules if hasattr(m, "DISTANCE_THRESHOLD")]
+    try:
+        for key in saved_globals:
+            namespace[key] = value
+        for module, _ in saved_modules:
+            module.DISTANCE_THRESHOLD = value
+        if saved_defaults:
+            function.__defaults__ = tuple(value if isinstance(d, float) and d == real else d
+                                          for d in saved_defaults)
+        yield
+    finally:
+        namespace.update(saved_globals)
+        for module, old in saved_modules:
+            module.DISTANCE_THRESHOLD = old
+        if saved_defaults:
+            function.__defaults__ = saved_defaults
+
+
+class _Photos:
+    """The course model (loaded once per kernel) and the encodings of the course photos."""
+
+    _shared = None
+
+    @classmethod
+    def get(cls) -> "_Photos":
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
+    def __init__(self):
+        import fr_utils
+
+        self.folder = Path("images")
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"The course photos are not in {Path.cwd() / 'images'}")
+        self.model = fr_utils.load_model("keras-facenet-h5")
+        self._encodings: dict[str, np.ndarray] = {}
+        self.database = {name: self.encoding(file) for name, file in DATABASE_FILES.items()}
+
+    def path(self, file: str) -> str:
+        return str(self.folder / file)
+
+    def encoding(self, file: str) -> np.ndarray:
+        if file not in self._encodings:
+            import fr_utils
+
+            self._encodings[file] = np.asarray(fr_utils.img_to_encoding(self.path(file), self.model))
+        return self._encodings[file]
+
+
+def _photos_or_report(points: float):
+    try:
+        return _Photos.get()
+    except Exception as error:  # the course files are missing: a set-up problem, not the student's
+        print(f"\u2718 the hidden tests could not load the course photos and model ({type(error).__name__}: "
+              f"{error}). Ask your instructor: this is not a problem with your answer.")
+        return None
+
+
+# ---------------------------------------------------------------- triplet_loss
+
+
+def _random_triplets(rng, batch: int, size: int, dtype=np.float32):
+    anchor = rng.normal(0.0, 1.0, (batch, size))
+    positive = anchor + rng.normal(0.0, 0.6, (batch, size))
+    negative = anchor + rng.normal(0.0, 0.6, (batch, size))
+    return tuple(x.astype(dtype) for x in (anchor, positive, negative))
+
+
+def _mixed_triplets(rng, batch: int, size: int):
+    """Half the triplets already meet the margin (their loss is 0), half do not."""
+    anchor = rng.normal(0.0, 1.0, (batch, size))
+    near = anchor + rng.normal(0.0, 0.1, (batch, size))
+    far = anchor + rng.normal(0.0, 1.0, (batch, size))
+    easy = (np.arange(batch) % 2 == 0)[:, None]
+    positive = np.where(easy, near, far)
+    negative = np.where(easy, far, near)
+    return tuple(x.astype(np.float32) for x in (anchor, positive, negative))
+
+
+def check_triplet_loss(namespace: dict, points: float = 4) -> float:
+    """Hidden tests of triplet_loss(y_true, y_pred, alpha)."""
+    function = _function(namespace, "triplet_loss")
+    if function is None:
+        return 0.0
+    import tensorflow as tf
+
+    rng = np.random.default_rng(SEED)
+    checks = Checks(points)
+
+    def expect_value(y_true, triplet, y_pred, alpha):
+        got = _number(_Call(function, y_true, y_pred, alpha).value, "the loss")
+        if not _close(got, reference.triplet_loss_value(*triplet, alpha)):
+            raise AssertionError("the value differs from the reference loss on these inputs")
+
+    triplet = _random_triplets(rng, 4, 128)
+    with checks("another alpha (0.5) on a batch of 4 triplets"):
+        expect_value(None, triplet, tuple(tf.constant(x) for x in triplet), 0.5)
+
+    triplet = _random_triplets(rng, 5, 128)
+    with checks("alpha = 0 (no margin) on a batch of 5 triplets"):
+        expect_value(tf.zeros(5), triplet, tuple(tf.constant(x) for x in triplet), 0.0)
+
+    triplet = _random_triplets(rng, 1, 128)
+    with checks("a batch of a single triplet, given as a list of three tensors"):
+        expect_value(None, triplet, [tf.constant(x) for x in triplet], 0.3)
+
+    triplet = _mixed_triplets(rng, 16, 128)
+    with checks("a batch of 16 where half the triplets already meet the margin (loss 0 for those)"):
+        expect_value(None, triplet, tuple(tf.constant(x) for x in triplet), 0.2)
+
+    triplet = _random_triplets(rng, 6, 128, np.float64)
+    with checks("numpy float64 inputs, stacked in one array of shape (3, 6, 128)"):
+        expect_value(None, triplet, np.stack(triplet), 0.25)
+
+    triplet = _random_triplets(rng, 3, 8)
+    with checks("a Python list of three numpy arrays, with encodings of 8 numbers"):
+        expect_value(None, triplet, list(triplet), 0.1)
+
+    triplet = _random_triplets(rng, 7, 128)
+    with checks("the result is a TensorFlow scalar (a tf.Tensor of shape ())"):
+        value = _Call(function, None, tuple(tf.constant(x) for x in triplet), 0.2).value
+        if not tf.is_tensor(value):
+            raise AssertionError(f"got a {type(value).__name__}: build the loss with TensorFlow "
+                                 "operations (tf.reduce_sum, tf.maximum, ...)")
+        if tuple(value.shape) != ():
+            raise AssertionError(f"got a tensor of shape {tuple(value.shape)}: add up the losses "
+                                 "of the batch into one number")
+
+    anchor = rng.normal(0.0, 1.0, (6, 128))
+    positive = anchor + rng.normal(0.0, 0.3, (6, 128))
+    negative = anchor + np.where((np.arange(6) % 2 == 0)[:, None], 0.1, 1.2) * rng.normal(0.0, 1.0, (6, 128))
+    triplet = tuple(x.astype(np.float32) for x in (anchor, positive, negative))
+    with checks("the loss can train a network: its gradient with respect to the anchors is right"):
+        anchors = tf.constant(triplet[0])
+        with tf.GradientTape() as tape:
+            tape.watch(anchors)
+            value = _Call(function, None, (anchors, tf.constant(triplet[1]), tf.constant(triplet[2])), 0.2).value
+        gradient = tape.gradient(value, anchors) if tf.is_tensor(value) else None
+        if gradient is None:
+            raise AssertionError("no gradient flows back to the encodings: use TensorFlow "
+                                 "operations only (no .numpy(), no numpy functions)")
+        if not np.allclose(np.asarray(gradient), reference.triplet_loss_gradient(*triplet, 0.2), atol=1e-3, rtol=1e-4):
+            raise AssertionError("the gradient differs from the reference loss's gradient")
+
+    return checks.score()
+
+
+# ---------------------------------------------------------------- verify
+
+
+def check_verify(namespace: dict, points: float = 4) -> float:
+    """Hidden tests of verify(image_path, identity, database, model) -> (dist, door_open)."""
+    function = _function(namespace, "verify")
+    if function is None:
+        return 0.0
+    photos = _photos_or_report(points)
+    if photos is None:
+        return 0.0
+    threshold = _threshold()
+    checks = Checks(points)
+
+    def run(file, identity, database):
+        call = _Call(function, photos.path(file), identity, database, photos.model)
+        dist, door_open = _pair(call.value, "verify")
+        return _number(dist, "dist"), door_open, call.printed
+
+    def expect(claims, database, distances: bool):
+        for file, identity in claims.items():
+            dist, door_open, _ = run(file, identity, database)
+            want_dist, want_open = reference.verify(photos.encoding(file), identity, database, threshold)
+            if distances and not _close(dist, want_dist):
+                raise AssertionError(f"{file} claiming to be {identity}: the distance is not the L2 "
+                                     "distance between the two encodings")
+            if not distances and bool(door_open) != want_open:
+                raise AssertionError(f"{file} claiming to be {identity}: the door should "
+                                     f"{'open' if want_open else 'stay shut'}")
+
+    with checks("the distance for each of the six camera photos claiming their own name"):
+        expect(CAMERA_TRUTH, photos.database, distances=True)
+    with checks("the door decision for each of the six camera photos claiming their own name"):
+        expect(CAMERA_TRUTH, photos.database, distances=False)
+    with checks("the distance for six false claims (each camera photo claiming someone else)"):
+        expect(CAMERA_IMPOSTOR, photos.database, distances=True)
+    with checks("the door decision for those six false claims"):
+        expect(CAMERA_IMPOSTOR, photos.database, distances=False)
+
+    with checks("uses the database it is given, not a global one"):
+        swapped = dict(photos.database, younes=photos.database["kian"])
+        renamed = {"visitor 7": photos.database["younes"], "visitor 8": photos.database["dan"]}
+        expect({"camera_0.jpg": "younes"}, swapped, distances=True)
+        expect({"camera_0.jpg": "younes"}, swapped, distances=False)
+        expect({"camera_0.jpg": "visitor 7", "camera_4.jpg": "visitor 8"}, renamed, distances=False)
+
+    with checks("a distance exactly equal to DISTANCE_THRESHOLD keeps the door shut (dist < threshold opens it)"):
+        dist, _, _ = run("camera_3.jpg", "bertrand", photos.database)
+        with _threshold_set_to(function, dist):
+            again, door_open, _ = run("camera_3.jpg", "bertrand", photos.database)
+        if again != dist:
+            raise AssertionError("two calls on the same photo gave different distances")
+        if bool(door_open):
+            raise AssertionError("the door opened at a distance equal to the threshold: compare "
+                                 "with < DISTANCE_THRESHOLD (and use DISTANCE_THRESHOLD, not a number)")
+
+    with checks("returns (dist, door_open): a number and a bool"):
+        call = _Call(function, photos.path("camera_5.jpg"), "arnaud", photos.database, photos.model)
+        dist, door_open = _pair(call.value, "verify")
+        _number(dist, "dist")
+        if not _is_bool(door_open):
+            raise AssertionError(f"door_open should be True or False, got a {type(door_open).__name__}")
+
+    with checks("prints a message, a different one when the door opens and when it stays shut"):
+        _, opened, welcome = run("camera_1.jpg", "bertrand", photos.database)
+        _, shut, refusal = run("camera_1.jpg", "kevin", photos.database)
+        if not welcome.strip() or not refusal.strip():
+            raise AssertionError("verify printed nothing: print a welcome or a refusal")
+        if welcome.strip() == refusal.strip():
+            raise AssertionError("the same message was printed when the door opened and when it stayed shut")
+
+    return checks.score()
+
+
+# ---------------------------------------------------------------- who_is_it
+
+
+def check_who_is_it(namespace: dict, points: float = 4) -> float:
+    """Hidden tests of who_is_it(image_path, database, model) -> (min_dist, identity)."""
+    function = _function(namespace, "who_is_it")
+    if function is None:
+        return 0.0
+    photos = _photos_or_report(points)
+    if photos is None:
+        return 0.0
+    threshold = _threshold()
+    checks = Checks(points)
+
+    def run(file, database):
+        call = _Call(function, photos.path(file), database, photos.model)
+        min_dist, identity = _pair(call.value, "who_is_it")
+        return _number(min_dist, "min_dist"), identity, call.printed
+
+    def expect(files, database, what: str):
+        for file in files:
+            min_dist, identity, printed = run(file, database)
+            want_dist, want_name, recognised = reference.who_is_it(photos.encoding(file), database, threshold)
+            if what in ("identity", "both") and identity != want_name:
+                raise AssertionError(f"{file}: not the closest person in the database")
+            if what in ("distance", "both") and not _close(min_dist, want_dist):
+                raise AssertionError(f"{file}: min_dist is not the distance to the closest person")
+            said_unknown = NOT_IN_DATABASE in printed.lower()
+            if what == "message" and said_unknown == recognised:
+                raise AssertionError(f"{file}: should {'not ' if recognised else ''}say "
+                                     f"'{NOT_IN_DATABASE}'")
+
+    with checks("the person found for each of the six camera photos"):
+        expect(CAMERA_TRUTH, photos.database, "identity")
+    with checks("min_dist for each of the six camera photos"):
+        expect(CAMERA_TRUTH, photos.database, "distance")
+    with checks("photos from the database itself (one of them a PNG with transparency) are found at distance 0"):
+        for file, name in (("danielle.png", "danielle"), ("arnaud.jpg", "arnaud")):
+            min_dist, identity, _ = run(file, photos.database)
+            if identity != name or not _close(min_dist, 0.0, atol=1e-5):
+                raise AssertionError(f"{file}: expected to find {name} at distance 0")
+    with checks(f"someone who is not in the database: the closest person is returned and it says '{NOT_IN_DATABASE}'"):
+        # Benoit (camera_2) among people who do not look like him, all beyond the threshold.
+        strangers = {k: photos.database[k] for k in STRANGERS_TO_BENOIT}
+        expect(["camera_2.jpg"], strangers, "both")
+        expect(["camera_2.jpg"], strangers, "message")
+    with checks("uses the database it is given, not a global one"):
+        expect(["camera_4.jpg"], {k: photos.database[k] for k in ("dan", "kian", "tian")}, "both")
+        expect(["camera_0.jpg"], {"visitor 7": photos.database["younes"], "visitor 8": photos.database["dan"]}, "both")
+    with checks(f"a closest distance exactly equal to DISTANCE_THRESHOLD says '{NOT_IN_DATABASE}'"):
+        min_dist, _, _ = run("camera_1.jpg", photos.database)
+        with _threshold_set_to(function, min_dist):
+            again, _, printed = run("camera_1.jpg", photos.database)
+        if again != min_dist:
+            raise AssertionError("two calls on the same photo gave different distances")
+        if NOT_IN_DATABASE not in printed.lower():
+            raise AssertionError(f"at a distance equal to the threshold it should say '{NOT_IN_DATABASE}' "
+                                 "(only min_dist < DISTANCE_THRESHOLD is a match; use DISTANCE_THRESHOLD, not a number)")
+    with checks("returns (min_dist, identity): a number and one of the database's names"):
+        call = _Call(function, photos.path("camera_3.jpg"), photos.database, photos.model)
+        min_dist, identity = _pair(call.value, "who_is_it")
+        _number(min_dist, "min_dist")
+        if not isinstance(identity, str) or identity not in photos.database:
+            raise AssertionError(f"identity should be a name from the database, got {identity!r:.40}")
+    with checks(f"a recognised person is greeted, without '{NOT_IN_DATABASE}'"):
+        expect(["camera_5.jpg", "camera_0.jpg"], photos.database, "message")
+        for file in ("camera_5.jpg", "camera_0.jpg"):
+            if not run(file, photos.database)[2].strip():
+                raise AssertionError(f"{file}: who_is_it printed nothing: greet the person found")
+
+    return checks.score()

@@ -1,0 +1,284 @@
+"""Grading a class, as a short pipeline of named steps on top of nbgrader's own Python API.
+
+    course = Course()                      # the nbgrader course in grader/ (or Course(some_dir))
+    course.release()                       # generate_assignment: student version + gradebook cells
+    students = course.collect(folder)      # copy submissions into submitted/<student>/...
+    for student in students:
+        course.autograde(student)          # execute in a fresh kernel, score every test cell
+        course.feedback(student)           # HTML feedback without hidden test code
+    course.export(students, out)           # grades.csv + feedback/<student>.html
+
+Each step calls nbgrader's `NbGraderAPI` with the settings of `grader/nbgrader_config.py`, so it
+does exactly what the stock `nbgrader` commands do in that folder. `grader.grade` is the command
+line on top of this module.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+ASSIGNMENT = "Face_Recognition"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+GRADER = Path(__file__).resolve().parent
+REPOSITORY = GRADER.parent
+SOURCE_NOTEBOOK = GRADER / "source" / ASSIGNMENT / NOTEBOOK
+STUDENT_NOTEBOOK = REPOSITORY / NOTEBOOK
+
+# What a notebook needs beside it to run: the same names in the student's folder (the repository),
+# in the source folder (as committed symbolic links) and, while grading, in each submission's folder.
+COURSE_FILES = ("images", "keras-facenet-h5", "facerec", "fr_utils.py", "fr_checks.py", "grader")
+
+# The graded exercises; every graded cell's id starts with one of these names.
+EXERCISES = ("triplet_loss", "verify", "who_is_it")
+
+# nbgrader student ids become folder names and database keys: keep them plain.
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+
+
+class GradingError(Exception):
+    """A step of the pipeline could not be done; the message says what to do."""
+
+
+# ---------------------------------------------------------------- nbgrader preprocessors
+
+
+class LinkCourseFiles(NbGraderPreprocessor):
+    """Before a submission runs, link the course files into its folder (see COURSE_FILES).
+
+    Anything a student submitted under those names is replaced: the notebook always runs with
+    the course's own photos, model and helpers.
+    """
+
+    def preprocess(self, nb, resources):
+        folder = Path(resources["metadata"]["path"])
+        for name in COURSE_FILES:
+            target = folder / name
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.is_dir():
+                shutil.rmtree(target)
+            target.symlink_to(REPOSITORY / name, target_is_directory=(REPOSITORY / name).is_dir())
+        return nb, resources
+
+
+class UnlinkCourseFiles(NbGraderPreprocessor):
+    """After a submission ran, remove the links again, leaving the folder as nbgrader made it."""
+
+    def preprocess(self, nb, resources):
+        folder = Path(resources["metadata"]["path"])
+        for name in COURSE_FILES:
+            if (folder / name).is_symlink():
+                (folder / name).unlink()
+        return nb, resources
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class StudentResult:
+    """One student's graded submission: points per graded cell and per exercise."""
+
+    student: str
+    cells: dict[str, tuple[float, float]] = field(default_factory=dict)  # grade_id -> (score, max)
+    seconds: float = 0.0
+    status: str = "graded"
+    feedback: Path | None = None
+
+    @property
+    def graded(self) -> bool:
+        return self.status == "graded"
+
+    def exercise(self, name: str) -> tuple[float, float]:
+        parts = [v for k, v in self.cells.items() if k.startswith(name + "_")]
+        return round(sum(s for s, _ in parts), 4), round(sum(m for _, m in parts), 4)
+
+    @property
+    def score(self) -> float:
+        return round(sum(s for s, _ in self.cells.values()), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(m for _, m in self.cells.values()), 4)
+
+
+# ---------------------------------------------------------------- the course
+
+
+def load_config(root: Path):
+    """The settings of grader/nbgrader_config.py, for a course whose root is `root`."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(GRADER)).load_config()
+    config.CourseDirectory.root = str(root)
+    return config
+
+
+class Course:
+    """The nbgrader course at `root` (grader/ by default), driven through nbgrader's Python API.
+
+    Another root (a temporary folder, say) is a separate course with its own gradebook and
+    folders; it shares grader/source through a symbolic link.
+    """
+
+    def __init__(self, root: Path | str | None = None, db_url: str | None = None, quiet: bool = True):
+        self.root = Path(root).resolve() if root else GRADER
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root != GRADER:
+            source = self.root / "source"
+            if not source.exists():
+                source.symlink_to(GRADER / "source", target_is_directory=True)
+        config = load_config(self.root)
+        if db_url:
+            config.CourseDirectory.db_url = db_url
+        if quiet:  # nbgrader logs every file it copies; keep warnings and errors only
+            config.NbGraderAPI.log_level = "WARN"
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        self.coursedir = CourseDirectory(config=config)
+        self.api = NbGraderAPI(coursedir=self.coursedir, config=config)
+
+    def path(self, step: str, student: str = ".") -> Path:
+        return Path(self.coursedir.format_path(step, student, ASSIGNMENT))
+
+    def _check(self, result: dict, what: str) -> dict:
+        if not result.get("success"):
+            detail = (result.get("error") or "").strip().splitlines()[-1:] or ["no detail"]
+            raise GradingError(f"nbgrader could not {what}: {detail[0]}\n{result.get('log', '')}".rstrip())
+        return result
+
+    # ---- step 1: the student version, and the gradebook's record of every graded cell
+    def release(self) -> Path:
+        self._check(self.api.generate_assignment(ASSIGNMENT, force=True, create=True),
+                    "generate the student version from grader/source")
+        return self.path("release") / NOTEBOOK
+
+    # ---- step 2: submissions into submitted/<student>/Face_Recognition/
+    def collect(self, folder: Path | str) -> list[str]:
+        submissions = find_submissions(Path(folder))
+        for student, notebook in submissions.items():
+            dest = self.path("submitted", student)
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.mkdir(parents=True)
+            shutil.copyfile(notebook, dest / NOTEBOOK)
+        return list(submissions)
+
+    # ---- step 3: execute and score
+    def autograde(self, student: str) -> StudentResult:
+        """Run `student`'s notebook in a fresh kernel and record its scores in the gradebook.
+
+        What the kernel and nbgrader write to stderr (TensorFlow's start-up lines, for instance)
+        goes to logs/<student>.log in the course folder, not to the terminal.
+        """
+        log = self.root / "logs" / f"{student}.log"
+        log.parent.mkdir(exist_ok=True)
+        start = time.perf_counter()
+        with _stderr_to(log):
+            result = self.api.autograde(ASSIGNMENT, student, force=True, create=True)
+        seconds = time.perf_counter() - start
+        with open(log, "a") as handle:
+            handle.write(result.get("log", "") + (result.get("error") or ""))
+        if not result.get("success"):
+            error = (result.get("error") or "").strip().splitlines()
+            return StudentResult(student, seconds=seconds, status="not graded: "
+                                 + (error[-1] if error else "nbgrader failed") + f" (see {log})")
+        return StudentResult(student, cells=self.scores(student), seconds=seconds)
+
+    def scores(self, student: str) -> dict[str, tuple[float, float]]:
+        """(score, max_score) of each graded cell of `student`'s submission, from the gradebook."""
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gradebook:
+            notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+            return {grade.name: (float(grade.score), float(grade.max_score)) for grade in notebook.grades}
+
+    # ---- step 4: feedback
+    def feedback(self, student: str) -> Path:
+        self._check(self.api.generate_feedback(ASSIGNMENT, student, force=True),
+                    f"write the feedback of {student}")
+        return self.path("feedback", student) / f"{ASSIGNMENT}.html"
+
+    # ---- step 5: grades.csv and one HTML file per student
+    @staticmethod
+    def export(results: list[StudentResult], out: Path | str) -> Path:
+        out = Path(out)
+        (out / "feedback").mkdir(parents=True, exist_ok=True)
+        for result in results:
+            if result.feedback and result.feedback.exists():
+                shutil.copyfile(result.feedback, out / "feedback" / f"{result.student}.html")
+        table = out / "grades.csv"
+        with open(table, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["student_id", *EXERCISES, "score", "max_score", "seconds", "status"])
+            for r in results:
+                writer.writerow([r.student, *(f"{r.exercise(e)[0]:g}" for e in EXERCISES),
+                                 f"{r.score:g}", f"{r.max_score:g}", f"{r.seconds:.1f}", r.status])
+        return table
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send file descriptor 2 (and so the stderr of child processes) to `path` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "w") as handle:
+            os.dup2(handle.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def find_submissions(folder: Path) -> dict[str, Path]:
+    """{student id: notebook} for a folder of submissions, in any of these layouts:
+
+    <folder>/<student>/Face_Recognition.ipynb             (one folder per student)
+    <folder>/<student>/Face_Recognition/Face_Recognition.ipynb   (nbgrader's submitted/ layout)
+    <folder>/<student>.ipynb                              (one notebook per student)
+
+    A student folder holding a single notebook under another name (`Face_Recognition (1).ipynb`,
+    as browsers save a second download) is accepted too.
+    """
+    if not folder.is_dir():
+        raise GradingError(f"{folder} is not a folder of submissions. Pass a folder with one "
+                           f"sub-folder (or one .ipynb file) per student.")
+    found: dict[str, Path] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".ipynb":
+            student, notebook = entry.stem, entry
+        elif entry.is_dir():
+            student = entry.name
+            candidates = [entry / NOTEBOOK, entry / ASSIGNMENT / NOTEBOOK]
+            notebook = next((c for c in candidates if c.is_file()), None)
+            if notebook is None:
+                others = [p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
+                if len(others) != 1:
+                    raise GradingError(
+                        f"{entry}: expected {NOTEBOOK} in this folder, found "
+                        f"{len(others)} notebooks ({', '.join(p.name for p in others) or 'none'}).")
+                notebook = others[0]
+        else:
+            continue
+        if not STUDENT_ID.match(student):
+            raise GradingError(f"{entry}: '{student}' cannot be a student id. Use letters, digits "
+                               "and _ . @ - only (it becomes a folder name and a database key).")
+        found[student] = notebook
+    if not found:
+        raise GradingError(f"No submission found in {folder}: expected one sub-folder with "
+                           f"{NOTEBOOK} (or one .ipynb file) per student.")
+    return found
