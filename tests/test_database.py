@@ -171,14 +171,17 @@ def test_matching_100000_enrolled_encodings_is_one_vectorised_call():
     query = rows[54_321] + 0.05 * unit_rows(1, seed=6)[0]
     query /= np.linalg.norm(query)
     database.closest(query)  # builds the (100000, 128) matrix once
-    started = time.perf_counter()
-    match = database.closest(query)
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(5):  # the fastest of five: what the code costs, not what a busy machine adds
+        started = time.perf_counter()
+        match = database.closest(query)
+        times.append(time.perf_counter() - started)
+    seconds = min(times)
     print(f"\none query against 100,000 enrolled encodings: {1000 * seconds:.1f} ms")
     brute = np.linalg.norm(rows.astype(np.float64) - query, axis=1)
     assert match.identity == "person 5432" and match.distance == pytest.approx(brute.min(), abs=1e-6)
-    # A Python loop over 100,000 rows takes about a second; one matrix product, milliseconds.
-    assert seconds < 0.25, f"matching took {seconds:.3f} s: is it still one vectorised computation?"
+    # A Python loop over the 100,000 rows takes about 250 ms here; one matrix product about 12 ms.
+    assert seconds < 0.1, f"matching took {seconds:.3f} s: is it still one vectorised computation?"
     # The same with one photo per person under the mean rule: 100,000 templates.
     singles = FaceDatabase(model=object())
     for index in range(0, 100_000, 97):
