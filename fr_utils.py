@@ -19,16 +19,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up logs quiet
 
-from facerec.encode import (
-    DISTANCE_THRESHOLD,
-    Face,
+from facerec.encode import DISTANCE_THRESHOLD, Face, encode_images, extract_faces, img_to_encoding, load_model
+from facerec.errors import (
+    EmptyInputError,
+    FaceRecError,
+    ImageNotFoundError,
     ModelNotFoundError,
-    encode_images,
-    extract_faces,
-    img_to_encoding,
-    load_model,
+    NoFaceFoundError,
+    NotAnImageError,
 )
-from facerec.errors import EmptyInputError, FaceRecError, ImageNotFoundError, NoFaceFoundError, NotAnImageError
 from facerec.images import load_image
 
 __all__ = [

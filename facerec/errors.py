@@ -28,6 +28,10 @@ class EmptyInputError(FaceRecError, ValueError):
     """A list of images (or of face chips) was empty."""
 
 
+class ModelNotFoundError(FaceRecError, FileNotFoundError):
+    """The folder with the model's model.json and model.h5 is missing or incomplete."""
+
+
 def describe_source(source: object) -> str:
     """Short human name of an image source for messages: the path, or the shape of an array."""
     shape = getattr(source, "shape", None)

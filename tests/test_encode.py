@@ -1,6 +1,9 @@
 """Encodings from the real model on the course photos, and every odd input the notebook may meet."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,6 @@ from PIL import Image
 from facerec.encode import (
     DISTANCE_THRESHOLD,
     Face,
-    ModelNotFoundError,
     chip_size,
     encode_chips,
     encode_images,
@@ -18,7 +20,14 @@ from facerec.encode import (
     img_to_encoding,
     load_model,
 )
-from facerec.errors import EmptyInputError, FaceRecError, ImageNotFoundError, NoFaceFoundError, NotAnImageError
+from facerec.errors import (
+    EmptyInputError,
+    FaceRecError,
+    ImageNotFoundError,
+    ModelNotFoundError,
+    NoFaceFoundError,
+    NotAnImageError,
+)
 from facerec.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,3 +306,20 @@ def test_fr_utils_exposes_the_notebook_api():
     assert isinstance(fr_utils.DISTANCE_THRESHOLD, float)
     assert sorted(fr_utils.__all__) == sorted(set(fr_utils.__all__))
     assert all(hasattr(fr_utils, name) for name in fr_utils.__all__)
+
+
+def test_fr_utils_works_from_the_project_folder_and_writes_nothing_to_stderr():
+    # nbgrader gives no credit to a cell that writes to stderr, so the whole path stays silent.
+    script = (
+        "import fr_utils\n"
+        "model = fr_utils.load_model()\n"
+        "encoding = fr_utils.img_to_encoding('images/camera_0.jpg', model)\n"
+        "print(encoding.shape, round(float((encoding ** 2).sum()), 4))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    environment.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(1, 128) 1.0"
+    assert result.stderr == ""
