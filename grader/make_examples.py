@@ -266,6 +266,14 @@ def _deleted_test_cells(nb):
         del nb.cells[_index(nb, name)]
 
 
+def _pasted_cell(nb):
+    """A test cell pasted from another nbgrader assignment, metadata and all."""
+    cell = nbformat.v4.new_code_cell("# Tests for exercise 2 of last week's lab\nassert 1 + 1 == 2")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "lab2_exercise2_tests", "locked": True,
+                                 "points": 3, "schema_version": 3, "solution": False, "task": False}
+    nb.cells.insert(_index(nb, "who_is_it_answer"), cell)
+
+
 def _index(nb, name: str) -> int:
     for index, cell in enumerate(nb.cells):
         if grade_id(cell) == name:
@@ -322,6 +330,9 @@ EXAMPLES = [
             notebook=_out_of_order, why="full marks: the grader clears outputs and runs top to bottom"),
     Example("deleted_test_cells", "correct, but two test cells deleted", notebook=_deleted_test_cells,
             why="full marks: nbgrader puts the deleted test cells back before grading"),
+    Example("pasted_foreign_cell", "correct, plus a test cell pasted from another nbgrader assignment",
+            notebook=_pasted_cell,
+            why="full marks, and no crash: the unknown cell is an ordinary cell (see pipeline.OverwriteCells)"),
 ]
 
 
@@ -335,6 +346,10 @@ def build(example: Example, student_notebook: nbformat.NotebookNode, solved: dic
         if grade_id(cell) in answers:
             cell.source = answers[grade_id(cell)]
     example.notebook(nb)
+    known = {cell.get("id") for cell in student_notebook.cells}
+    for index, cell in enumerate(nb.cells):  # new cells: ids that do not change from run to run
+        if cell.get("id") not in known:
+            cell["id"] = f"added-{index}"
     nbformat.validate(nb)
     return nb
 

@@ -11,7 +11,9 @@ defaults, and why:
 - Anything written to stderr is dropped from the executed notebook. nbgrader gives 0 points to a
   test cell with stderr output, and TensorFlow writes log lines there that have nothing to do
   with the answer. Our test cells report failures as errors or as partial scores, never on stderr.
-- A test cell that a student deleted is put back (with a note) instead of being lost.
+- A test cell that a student deleted is put back (with a note) instead of being lost, and a cell
+  with nbgrader metadata the gradebook does not know (pasted from another assignment, kept from
+  an older release) no longer stops the whole submission from being graded.
 - Feedback shows what every hidden test checked and whether it passed, but not its code.
 - Cells may run for up to 5 minutes (the first cells load TensorFlow and the network).
 - nbgrader finds the tools of the Python environment it runs from, activated or not.
@@ -38,6 +40,13 @@ c.CourseDirectory.course_id = "face_recognition"
 c.CourseDirectory.root = COURSE
 
 c.Execute.timeout = 300
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "grader.pipeline.OverwriteCells",  # nbgrader's, minus a crash on unknown cells
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.Autograde.autograde_preprocessors = [
     "grader.pipeline.LinkCourseFiles",
     "nbgrader.preprocessors.Execute",

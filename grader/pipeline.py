@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import OverwriteCells as _NbgraderOverwriteCells
 
 ASSIGNMENT = "Face_Recognition"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
@@ -79,6 +80,30 @@ class UnlinkCourseFiles(NbGraderPreprocessor):
             if (folder / name).is_symlink():
                 (folder / name).unlink()
         return nb, resources
+
+
+class OverwriteCells(_NbgraderOverwriteCells):
+    """nbgrader's OverwriteCells, which survives cells the gradebook does not know.
+
+    A submission can hold a cell with nbgrader metadata under an id this assignment never had:
+    pasted from another nbgrader notebook, or kept from an older release. nbgrader removes the
+    unknown id and then, when it puts back deleted cells (`add_missing_cells`), fails on the
+    id-less metadata it left ("KeyError: 'grade_id'"), and the whole submission is not graded.
+    Such a cell is an ordinary cell of the student's: its leftover nbgrader metadata goes.
+    """
+
+    def add_missing_grade_cells(self, nb, resources):
+        self._forget_unknown_cells(nb)
+        return super().add_missing_grade_cells(nb, resources)
+
+    def add_missing_task_cells(self, nb, resources):
+        self._forget_unknown_cells(nb)
+        return super().add_missing_task_cells(nb, resources)
+
+    def _forget_unknown_cells(self, nb):
+        for cell in nb.cells:
+            if "nbgrader" in cell.metadata and "grade_id" not in cell.metadata.nbgrader:
+                del cell.metadata["nbgrader"]
 
 
 # ---------------------------------------------------------------- results

@@ -1,0 +1,97 @@
+"""The grading pipeline's own steps, without running any student notebook."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from grader.grade import grade, summary
+from grader.pipeline import (COURSE_FILES, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
+                             StudentResult, UnlinkCourseFiles, find_submissions)
+
+
+def notebook(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    return path
+
+
+def test_find_submissions_accepts_the_three_layouts_and_a_renamed_download(tmp_path):
+    expected = {
+        "ada": notebook(tmp_path / "ada" / NOTEBOOK),
+        "bob": notebook(tmp_path / "bob" / "Face_Recognition" / NOTEBOOK),
+        "cy": notebook(tmp_path / "cy.ipynb"),
+        "dee": notebook(tmp_path / "dee" / "Face_Recognition (1).ipynb"),
+    }
+    notebook(tmp_path / "dee" / ".ipynb_checkpoints" / "Face_Recognition (1)-checkpoint.ipynb")
+    (tmp_path / ".DS_Store").write_text("")
+    (tmp_path / "notes.txt").write_text("not a submission")
+    assert find_submissions(tmp_path) == expected
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "No submission found"),
+    (lambda root: (notebook(root / "eve" / "a.ipynb"), notebook(root / "eve" / "b.ipynb")), "found 2 notebooks"),
+    (lambda root: notebook(root / "bad id" / NOTEBOOK), "cannot be a student id"),
+])
+def test_find_submissions_says_what_is_wrong(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(GradingError, match=message):
+        find_submissions(tmp_path)
+    with pytest.raises(GradingError, match="is not a folder of submissions"):
+        find_submissions(tmp_path / "missing")
+
+
+def test_course_files_are_linked_over_submitted_copies_and_unlinked_after(tmp_path):
+    (tmp_path / "fr_utils.py").write_text("DISTANCE_THRESHOLD = 2.0  # a student's 'improvement'")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "camera_0.jpg").write_text("not the course photo")
+    resources = {"metadata": {"path": str(tmp_path)}}
+    LinkCourseFiles().preprocess(None, resources)
+    for name in COURSE_FILES:
+        assert (tmp_path / name).is_symlink() and (tmp_path / name).resolve() == (REPOSITORY / name).resolve()
+    UnlinkCourseFiles().preprocess(None, resources)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_submission_that_is_not_a_notebook_is_reported_and_does_not_stop_grading(tmp_path):
+    submissions = tmp_path / "submissions"
+    (submissions / "broken").mkdir(parents=True)
+    (submissions / "broken" / NOTEBOOK).write_text("{ this is not json")
+    messages = []
+    results = grade(submissions, tmp_path / "out", tmp_path / "course", progress=messages.append)
+    assert [r.student for r in results] == ["broken"]
+    assert results[0].status.startswith("not graded:") and results[0].score == 0
+    assert "logs/broken.log" in results[0].status
+    rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
+    assert rows[0].startswith("student_id,triplet_loss,verify,who_is_it,score,max_score")
+    assert rows[1].startswith("broken,0,0,0,0,0,") and "not graded" in rows[1]
+    assert any("broken" in m for m in messages)
+
+
+def test_summary_table_has_a_column_per_exercise():
+    good = StudentResult("ada", cells={"triplet_loss_test_random": (2.0, 2.0), "verify_test_hidden": (1.5, 4.0),
+                                       "who_is_it_test_visible": (0.0, 2.0)}, seconds=12.3)
+    bad = StudentResult("bob", status="not graded: not a notebook")
+    table = summary([good, bad]).splitlines()
+    assert table[0].split() == ["student", "triplet_loss", "/2", "verify", "/4", "who_is_it", "/2",
+                                "total", "/8", "seconds", "status"]
+    assert table[2].split() == ["ada", "2", "1.5", "0", "3.5", "12.3", "graded"]
+    assert table[3].split()[:5] == ["bob", "0", "0", "0", "0"]
+
+
+def test_example_notebooks_are_valid_and_fill_only_the_answer_cells(tmp_path):
+    from grader.make_examples import EXAMPLES, write_examples
+
+    paths = write_examples(tmp_path)
+    assert len(paths) == len(EXAMPLES) >= 12
+    student = nbformat.read(REPOSITORY / NOTEBOOK, as_version=4)
+    solution = nbformat.read(tmp_path / "solution" / NOTEBOOK, as_version=4)
+    changed = [a.metadata.get("nbgrader", {}).get("grade_id") for a, b in zip(student.cells, solution.cells)
+               if a.source != b.source]
+    assert changed == ["triplet_loss_answer", "verify_answer", "who_is_it_answer"]
+    assert json.loads((tmp_path / "unanswered" / NOTEBOOK).read_text()) == json.loads(nbformat.writes(student))
+    before = {p: p.stat().st_mtime_ns for p in paths}
+    write_examples(tmp_path)  # a second run leaves correct files alone
+    assert {p: p.stat().st_mtime_ns for p in paths} == before
