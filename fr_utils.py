@@ -19,7 +19,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up logs quiet
 
-from facerec.encode import DISTANCE_THRESHOLD, Face, encode_images, extract_faces, img_to_encoding, load_model
+from facerec.encode import (
+    DISTANCE_THRESHOLD,
+    Face,
+    distance_threshold,
+    encode_images,
+    extract_faces,
+    img_to_encoding,
+    load_model,
+)
 from facerec.errors import (
     EmptyInputError,
     FaceRecError,
@@ -34,6 +42,7 @@ __all__ = [
     "DISTANCE_THRESHOLD",
     "EmptyInputError",
     "Face",
+    "distance_threshold",
     "FaceRecError",
     "ImageNotFoundError",
     "ModelNotFoundError",

@@ -60,28 +60,37 @@ class Face:
 
 
 def load_model(folder: str | os.PathLike = MODEL_FOLDER):
-    """The Keras face-encoding model saved in `folder` as model.json (architecture) + model.h5 (weights).
+    """The Keras face-encoding model saved in `folder`: model.json (architecture) + model.h5 (weights).
 
-    A relative `folder` is looked up in the working directory, then in the project folder.
+    A relative `folder` is looked up in the working directory, then in the project folder. When
+    model.h5 is the original course model (Inception-ResNet-v1), that network is returned instead
+    (see facerec/original_model.py); the helpers below adapt to whichever model they are given.
     """
-    model_folder = _find_model_folder(Path(folder).expanduser())
-    import tensorflow as tf
+    from facerec.original_model import load_course_model
 
-    model = tf.keras.models.model_from_json((model_folder / "model.json").read_text())
-    model.load_weights(str(model_folder / "model.h5"))
-    return model
+    return load_course_model(_find_model_folder(Path(folder).expanduser()))[0]
 
 
 def _find_model_folder(folder: Path) -> Path:
     candidates = [folder] if folder.is_absolute() else [Path.cwd() / folder, _PROJECT_ROOT / folder]
     for candidate in candidates:
-        if (candidate / "model.json").is_file() and (candidate / "model.h5").is_file():
+        if (candidate / "model.h5").is_file():
             return candidate
     looked = " and ".join(repr(str(candidate)) for candidate in candidates)
     raise ModelNotFoundError(
         f"No model.json + model.h5 in {looked}. Pass the folder that holds them, "
         "or build them with `make setup` from the project folder."
     )
+
+
+def distance_threshold(model) -> float:
+    """The distance below which two encodings by `model` are the same person.
+
+    DISTANCE_THRESHOLD for the default model; 0.7, the course's own value, for the original one.
+    """
+    from facerec.original_model import model_info
+
+    return model_info(model).threshold
 
 
 def chip_size(model) -> int:
@@ -150,6 +159,8 @@ def extract_faces_from_images(
     if len(images) == 0:
         raise EmptyInputError("Got an empty list of images. Pass at least one photo.")
     pictures = [as_rgb(image) for image in images]
+    if not _aligns_faces(model):
+        return _whole_pictures_as_faces(pictures, model, batch_size)
     detections = detect_faces(pictures, min_confidence=min_confidence, min_face_size=min_face_size)
     kept = [found[:1] if largest_only else found for found in detections]
     size = chip_size(model)
@@ -172,6 +183,25 @@ def extract_faces_from_images(
             next_chip += 1
         faces_per_picture.append(faces)
     return faces_per_picture
+
+
+def _aligns_faces(model) -> bool:
+    from facerec.original_model import is_original_network
+
+    return not is_original_network(model)
+
+
+def _whole_pictures_as_faces(pictures: list[np.ndarray], model, batch_size: int) -> list[list[Face]]:
+    """The original course network was fed whole pre-cropped photos, plain-resized (no detection),
+    which is what its published distances come from: each picture is one face here."""
+    from PIL import Image
+
+    size = chip_size(model)
+    chips = [np.asarray(Image.fromarray(p).resize((size, size), Image.NEAREST)) for p in pictures]
+    encodings = encode_chips(chips, model, batch_size)
+    return [[Face(box=(0.0, 0.0, float(p.shape[1]), float(p.shape[0])), landmarks=np.full((5, 2), np.nan),
+                  confidence=1.0, chip=chip, encoding=encoding)]
+            for p, chip, encoding in zip(pictures, chips, encodings)]
 
 
 def extract_faces(

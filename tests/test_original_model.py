@@ -386,3 +386,28 @@ def test_a_truncated_copy_says_what_to_do(synthetic_file, scratch):
 def test_an_empty_folder_says_what_to_do(tmp_path):
     with pytest.raises(om.CourseModelNotFoundError, match="model.h5 not found. Run `make setup`"):
         om.load_course_model(tmp_path)
+
+
+def test_the_notebook_helpers_use_the_original_model_as_the_course_did(synthetic_file, network,
+                                                                       course_pixels, tmp_path):
+    """fr_utils with the original weights: no alignment, nearest resize to 160, threshold 0.7."""
+    import fr_utils
+
+    (tmp_path / "model.h5").symlink_to(synthetic_file)
+    model = fr_utils.load_model(tmp_path)
+    assert om.is_original_network(model)
+    assert fr_utils.distance_threshold(model) == 0.7
+    younes = sorted(p.name for p in IMAGES.iterdir()).index("younes.jpg")
+    raw = network[0].predict_on_batch(course_pixels[younes:younes + 1])
+    expected = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    got = fr_utils.img_to_encoding(str(IMAGES / "younes.jpg"), model)
+    assert got.shape == (1, 128)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_the_notebook_helpers_use_the_measured_threshold_with_the_default_model():
+    import fr_utils
+
+    model = fr_utils.load_model(DEFAULT_MODEL_DIR)
+    assert not om.is_original_network(model)
+    assert fr_utils.distance_threshold(model) == fr_utils.DISTANCE_THRESHOLD
