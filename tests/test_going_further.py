@@ -1,0 +1,134 @@
+"""The "Going further" cells (docs/going_further_cells.py) run in order and show what they say."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.patches import Rectangle  # noqa: E402
+
+
+def load_cells():
+    spec = importlib.util.spec_from_file_location("going_further_cells", ROOT / "docs" / "going_further_cells.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cells_are_well_formed_and_short():
+    module = load_cells()
+    assert module.CELLS[0][0] == "markdown" and module.CELLS[0][1].startswith("## Going further")
+    for kind, source in module.CELLS:
+        assert kind in ("markdown", "code") and source.strip()
+        if kind == "code":
+            ast.parse(source)  # a syntax error would otherwise only show in the notebook
+        assert len(source.splitlines()) <= 30, f"a cell should hold one idea:\n{source[:200]}"
+    cells = module.notebook_cells()
+    assert [cell.cell_type for cell in cells] == [kind for kind, _ in module.CELLS]
+
+
+@pytest.fixture(scope="module")
+def executed(encoding_model, detector):
+    """The namespace after running every code cell, and the figures each plt.show() showed."""
+    module = load_cells()
+    shown = []
+
+    def show(*args, **kwargs):
+        shown.append(plt.gcf())
+
+    namespace: dict = {"__name__": "__main__"}
+    previous_directory, previous_show = os.getcwd(), plt.show
+    os.chdir(ROOT)  # the notebook runs in the project folder
+    plt.show = show
+    try:
+        for kind, source in module.CELLS:
+            if kind == "code":
+                figures_before = len(shown)
+                exec(compile(source, "<going further cell>", "exec"), namespace)
+                if len(shown) > figures_before:
+                    namespace.setdefault("_figures", []).extend(shown[figures_before:])
+                plt.figure()  # a fresh current figure for the next cell, as a notebook gives
+    finally:
+        plt.show = previous_show
+        os.chdir(previous_directory)
+    yield namespace, shown
+    plt.close("all")
+
+
+def test_detection_figure_draws_every_face_with_its_landmarks(executed):
+    namespace, shown = executed
+    faces = namespace["faces"]
+    assert len(faces) == 3
+    assert [face.box[2] * face.box[3] for face in faces] == sorted((f.box[2] * f.box[3] for f in faces), reverse=True)
+    axis = shown[0].axes[0]
+    assert sum(isinstance(patch, Rectangle) for patch in axis.patches) == 3
+    assert len(axis.lines) == 3 and all(len(line.get_xdata()) == 5 for line in axis.lines)
+    assert len(namespace["big_faces"]) == 1  # only Hans Blix's face is 120 pixels or more
+
+
+def test_chip_grid_shows_six_photos_and_six_aligned_chips(executed):
+    _, shown = executed
+    axes = shown[1].axes
+    assert len(axes) == 12
+    assert [axis.images[0].get_array().shape[:2] for axis in axes[:6]] == [(96, 96)] * 6
+    assert [axis.images[0].get_array().shape[:2] for axis in axes[6:]] == [(150, 150)] * 6
+
+
+def test_five_photos_per_person_bring_test_photos_closer(executed):
+    namespace, shown = executed
+    before, after = namespace["before"], namespace["after"]
+    assert len(before) == len(after) == 50
+    assert np.median(after) < np.median(before)
+    assert np.mean(after < before) > 0.7
+    assert np.all(after < namespace["DISTANCE_THRESHOLD"])
+    assert len(shown[2].axes[0].lines) >= 50  # one line per test photo
+    assert namespace["reloaded"].names == namespace["people"]
+
+
+def test_the_folder_table_has_one_row_per_face_or_per_problem(executed):
+    namespace, _ = executed
+    table = namespace["table"]
+    rows = {(row.file, None if pd.isna(row.face) else int(row.face)): row for row in table.itertuples()}
+    assert len(namespace["table"]) == 9
+    for name in ["Colin_Powell", "Hugo_Chavez", "Serena_Williams", "Tony_Blair"]:
+        assert rows[(f"{name}.jpg", 0)].identity == name
+    assert rows[("two_people.jpg", 0)].identity == "Hans_Blix"
+    assert rows[("two_people.jpg", 1)].identity == "unknown"
+    assert rows[("stranger.jpg", 0)].identity == "unknown"
+    assert rows[("wall.png", None)].status == "no face"
+    assert rows[("notes.jpg", None)].status == "unreadable"
+    assert set(table.status) == {"ok", "no face", "unreadable"}
+    assert not namespace["work_folder"].exists()  # the last cell cleans up
+
+
+def test_calibration_on_200_pairs_supports_the_threshold(executed):
+    namespace, shown = executed
+    assert len(namespace["pairs"]) == 200 and namespace["same"].sum() == 100
+    assert namespace["accuracy"] >= 0.97
+    assert abs(namespace["threshold"] - namespace["DISTANCE_THRESHOLD"]) < 0.05
+    assert np.mean((namespace["distances"] < namespace["DISTANCE_THRESHOLD"]) == namespace["same"]) >= 0.97
+    histogram, roc = shown[3].axes
+    assert len(histogram.patches) == 80  # two histograms of 40 bins
+    assert namespace["curve"].auc > 0.98 and len(roc.lines) == 2
+
+
+def test_strangers_against_the_twelve_course_people(executed):
+    namespace, shown = executed
+    assert namespace["course"].names == ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix",
+                                         "kevin", "kian", "sebastiano", "tian", "younes"]
+    matches, let_in = namespace["matches"], namespace["let_in"]
+    assert len(matches) >= 195
+    # The text says "about 1 stranger in 8" (25 of 199 when written).
+    assert 0.08 <= len(let_in) / len(matches) <= 0.18
+    assert all(match.distance < namespace["DISTANCE_THRESHOLD"] for match in let_in)
+    assert len(shown[4].axes[0].patches) == 30
+    assert len(shown) == 5
