@@ -152,22 +152,24 @@ def test_read_lfw_pairs_reads_the_installed_file():
     assert all((folder / p.first).is_file() and (folder / p.second).is_file() for p in pairs[::97])
 
 
-def test_read_lfw_pairs_rejects_broken_files_naming_them(tmp_path):
-    missing = tmp_path / "nowhere.txt"
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("truncated.txt", "2\t1\nA\t1\t2\nA\t1\tB\t1\nC\t1\t2\n", "truncated.txt.*3 pair lines.*4"),
+        ("shuffled.txt", "1\t1\nA\t1\tB\t1\nA\t1\t2\n", "Line 2 .*shuffled.txt.*matched pair line of fold 1"),
+        ("headless.txt", "A\t1\t2\n", "headless.txt.*header"),
+        ("words.txt", "1\t1\nA\tone\t2\nA\t1\tB\t1\n", "Line 2 .*whole photo numbers"),
+    ],
+)
+def test_read_lfw_pairs_rejects_broken_files_naming_them(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(PairsFileError, match=message):
+        read_lfw_pairs(tmp_path / name)
+
+
+def test_read_lfw_pairs_of_a_small_file_and_of_no_file(tmp_path):
     with pytest.raises(PairsFileError, match="nowhere.txt"):
-        read_lfw_pairs(missing)
-    truncated = tmp_path / "truncated.txt"
-    truncated.write_text("2\t1\nA\t1\t2\nA\t1\tB\t1\nC\t1\t2\n")
-    with pytest.raises(PairsFileError, match="truncated.txt.*3 pair lines.*4"):
-        read_lfw_pairs(truncated)
-    shuffled = tmp_path / "shuffled.txt"
-    shuffled.write_text("1\t1\nA\t1\tB\t1\nA\t1\t2\n")
-    with pytest.raises(PairsFileError, match="Line 2 .*matched pair line of fold 1"):
-        read_lfw_pairs(shuffled)
-    headless = tmp_path / "headless.txt"
-    headless.write_text("A\t1\t2\n")
-    with pytest.raises(PairsFileError, match="header"):
-        read_lfw_pairs(headless)
+        read_lfw_pairs(tmp_path / "nowhere.txt")
     tiny = tmp_path / "tiny.txt"
     tiny.write_text("1\t1\nAl_Gore\t1\t3\nAl_Gore\t2\tBo_Li\t10\n")
     assert [(p.first, p.second, p.same, p.fold) for p in read_lfw_pairs(tiny)] == [

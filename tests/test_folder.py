@@ -10,21 +10,14 @@ import pytest
 from PIL import Image
 
 import facerec.folder
-from conftest import DATABASE_PEOPLE, ROOT, course_photo
+from conftest import ROOT, course_photo
 from facerec.database import EmptyDatabaseError, FaceDatabase
 from facerec.folder import COLUMNS, FolderNotFoundError, recognise_folder
+from test_database import course_database  # noqa: F401  (the twelve course people, a fixture)
 
 # Nearest course person at 0.54 (kevin). Not every stranger is this far: at the threshold, about
 # 1 LFW face in 8 passes for one of the 12 course people (see docs/going_further_cells.py).
 STRANGER = ROOT / "data" / "lfw" / "lfw-deepfunneled" / "Anna_Faris" / "Anna_Faris_0001.jpg"
-
-
-@pytest.fixture(scope="module")
-def database(encoding_model) -> FaceDatabase:
-    database = FaceDatabase(encoding_model)
-    for name in DATABASE_PEOPLE:
-        database.add(name, course_photo(name))
-    return database
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +38,8 @@ def mixed_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def test_every_file_gets_its_rows_in_file_order_with_the_right_status(mixed_folder, database):
-    table = recognise_folder(mixed_folder, database, progress=False)
+def test_every_file_gets_its_rows_in_file_order_with_the_right_status(mixed_folder, course_database):
+    table = recognise_folder(mixed_folder, course_database, progress=False)
     assert list(table.columns) == COLUMNS
     assert list(table.file) == ["a_younes.jpg", "b_danielle.png", "c_stranger.jpg", "d_group.jpg", "d_group.jpg",
                                 "d_group.jpg", "e_wall.png", "f_broken.jpg", "g_empty.png"]
@@ -58,7 +51,7 @@ def test_every_file_gets_its_rows_in_file_order_with_the_right_status(mixed_fold
     assert ok.set_index("file").identity.loc[["a_younes.jpg", "b_danielle.png", "c_stranger.jpg"]].tolist() == [
         "younes", "danielle", "unknown"]
     stranger = ok[ok.file == "c_stranger.jpg"].iloc[0]
-    assert stranger.distance >= database.threshold
+    assert stranger.distance >= course_database.threshold
     group = ok[ok.file == "d_group.jpg"]
     assert group.face.tolist() == [0, 1, 2]
     assert sorted(group.identity) == ["arnaud", "dan", "kian"]
@@ -77,18 +70,18 @@ def test_every_file_gets_its_rows_in_file_order_with_the_right_status(mixed_fold
     assert str(table.face.dtype) == "Int64" and table.distance.dtype == float
 
 
-def test_batches_and_largest_only_give_the_same_answers(mixed_folder, database):
-    whole = recognise_folder(mixed_folder, database, progress=False)
-    in_twos = recognise_folder(mixed_folder, database, batch_size=2, progress=False)
+def test_batches_and_largest_only_give_the_same_answers(mixed_folder, course_database):
+    whole = recognise_folder(mixed_folder, course_database, progress=False)
+    in_twos = recognise_folder(mixed_folder, course_database, batch_size=2, progress=False)
     pd.testing.assert_frame_equal(whole.drop(columns="distance"), in_twos.drop(columns="distance"))
     np.testing.assert_allclose(whole.distance, in_twos.distance, atol=1e-4)
-    largest = recognise_folder(mixed_folder, database, all_faces=False, progress=False)
+    largest = recognise_folder(mixed_folder, course_database, all_faces=False, progress=False)
     assert largest.file.tolist() == list(dict.fromkeys(whole.file))  # one row per file
     group = largest[largest.file == "d_group.jpg"].iloc[0]
     assert group.face == 0 and group.identity in {"arnaud", "dan", "kian"}
 
 
-def test_a_photo_that_breaks_the_pipeline_costs_only_its_own_row(mixed_folder, database, monkeypatch):
+def test_a_photo_that_breaks_the_pipeline_costs_only_its_own_row(mixed_folder, course_database, monkeypatch):
     real = facerec.folder.extract_faces_from_images
     danielle = np.asarray(Image.open(mixed_folder / "b_danielle.png").convert("RGB"))
 
@@ -98,30 +91,30 @@ def test_a_photo_that_breaks_the_pipeline_costs_only_its_own_row(mixed_folder, d
         return real(pictures, model, **options)
 
     monkeypatch.setattr(facerec.folder, "extract_faces_from_images", breaks_on_danielle)
-    table = recognise_folder(mixed_folder, database, progress=False)
+    table = recognise_folder(mixed_folder, course_database, progress=False)
     row = table[table.file == "b_danielle.png"].iloc[0]
     assert row.status == "unreadable" and row.detail == "RuntimeError: detector crashed"
     assert table[table.file == "a_younes.jpg"].identity.tolist() == ["younes"]
     assert (table.file == "d_group.jpg").sum() == 3
 
 
-def test_the_progress_bar_counts_photos(mixed_folder, database, capsys):
-    recognise_folder(mixed_folder, database, batch_size=4)
+def test_the_progress_bar_counts_photos(mixed_folder, course_database, capsys):
+    recognise_folder(mixed_folder, course_database, batch_size=4)
     bar = capsys.readouterr().err
     assert "7/7" in bar and "photo" in bar
-    recognise_folder(mixed_folder, database, progress=False)
+    recognise_folder(mixed_folder, course_database, progress=False)
     assert capsys.readouterr().err == ""
 
 
-def test_folder_errors_are_clear(tmp_path, database):
+def test_folder_errors_are_clear(tmp_path, course_database):
     with pytest.raises(FolderNotFoundError, match="nowhere.*does not exist"):
-        recognise_folder(tmp_path / "nowhere", database)
+        recognise_folder(tmp_path / "nowhere", course_database)
     (tmp_path / "photo.jpg").write_bytes(b"x")
     with pytest.raises(FolderNotFoundError, match="is a file, not a folder"):
-        recognise_folder(tmp_path / "photo.jpg", database)
+        recognise_folder(tmp_path / "photo.jpg", course_database)
     with pytest.raises(EmptyDatabaseError):
         recognise_folder(tmp_path, FaceDatabase(model=object()))
     empty = tmp_path / "empty"
     empty.mkdir()
-    table = recognise_folder(empty, database, progress=False)
+    table = recognise_folder(empty, course_database, progress=False)
     assert list(table.columns) == COLUMNS and len(table) == 0
