@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image
 
 from facerec.encode import DISTANCE_THRESHOLD, encode_images, load_model
 from facerec.errors import EmptyInputError, FaceRecError, describe_source
-from facerec.images import ImageSource
+from facerec.images import ImageSource, as_source_list
 
 RULES = ("mean", "nearest")
 FILE_FORMAT = "facerec.FaceDatabase"
@@ -39,6 +38,7 @@ FILE_VERSION = 1
 # The name recognise_folder and Match.label give a face that matches nobody.
 UNKNOWN = "unknown"
 _UNIT_TOLERANCE = 1e-3
+_QUERY_CHUNK = 1024
 
 
 class DatabaseFileError(FaceRecError, ValueError):
@@ -93,15 +93,34 @@ class FaceDatabase:
     """
 
     def __init__(self, model=None, threshold: float = DISTANCE_THRESHOLD, rule: str = "mean"):
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, not {rule!r}.")
-        self.threshold = _checked_threshold(threshold)
-        self.rule = rule
-        self._model = model
         self._people: dict[str, _Person] = {}
         self._matrix_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.threshold = threshold
+        self.rule = rule
+        self._model = model
 
-    # ------------------------------------------------------------------ contents
+    # ------------------------------------------------------------------ settings and contents
+
+    @property
+    def threshold(self) -> float:
+        """Faces closer than this (strictly) to their nearest person are accepted as them."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = _checked_threshold(value)
+
+    @property
+    def rule(self) -> str:
+        """How a person's photos combine: "mean" or "nearest" (see the module doc)."""
+        return self._rule
+
+    @rule.setter
+    def rule(self, value: str) -> None:
+        if value not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, not {value!r}.")
+        self._rule = value
+        self._matrix_cache = None
 
     @property
     def model(self):
@@ -143,10 +162,7 @@ class FaceDatabase:
         (NotAnImageError, NoFaceFoundError...) names the photos at fault.
         """
         name = _checked_name(name)
-        single = isinstance(photos, (str, os.PathLike, Image.Image)) or (
-            isinstance(photos, np.ndarray) and photos.ndim <= 3
-        )
-        sources = [photos] if single else list(photos)
+        sources = as_source_list(photos)
         if not sources:
             raise EmptyInputError(f"No photos given for {name!r}. Pass a photo path or a list of them.")
         encodings = encode_images(sources, self.model)
@@ -230,7 +246,11 @@ class FaceDatabase:
         if len(queries) == 0:
             return []
         rows, _, owners = self._matrix()
-        best_rows = self._squared_distances(queries).argmin(axis=1)
+        # Queries in chunks: the (chunk, rows) distance matrix stays bounded (1024 x 100,000: 400 MB).
+        best_rows = np.concatenate([
+            self._squared_distances(queries[start : start + _QUERY_CHUNK]).argmin(axis=1)
+            for start in range(0, len(queries), _QUERY_CHUNK)
+        ])
         # The expanded product loses precision near 0: report the exact distance to the winner.
         distances = np.linalg.norm(rows[best_rows].astype(np.float64) - queries.astype(np.float64), axis=1)
         names = self.names

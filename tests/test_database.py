@@ -118,6 +118,8 @@ def test_encodings_must_be_unit_length_finite_and_of_one_width():
         database.closest(unit_rows(1, 0, width=64))
     with pytest.raises(ValueError, match="threshold"):
         FaceDatabase(threshold=-1)
+    with pytest.raises(ValueError, match="threshold"):
+        database.threshold = float("nan")
     with pytest.raises(ValueError, match="rule"):
         FaceDatabase(rule="median")
 
@@ -143,6 +145,11 @@ def test_the_two_rules_combine_photos_as_documented():
         assert match.distance == pytest.approx(min(expected.values()), abs=1e-6)
     assert nearest["bob"] == pytest.approx(mean["bob"], abs=1e-6)  # one photo: the rules agree
     assert nearest["ann"] != pytest.approx(mean["ann"], abs=1e-3)
+    # Switching the rule of a database that has already matched uses the new rule.
+    databases["mean"].rule = "nearest"
+    assert databases["mean"].distances(query) == pytest.approx(nearest, abs=1e-5)
+    with pytest.raises(ValueError, match="rule"):
+        databases["mean"].rule = "median"
 
 
 def test_accepted_means_strictly_closer_than_the_threshold():
@@ -280,3 +287,16 @@ def test_files_that_are_not_databases_raise_a_clear_error_naming_the_file(tmp_pa
         FaceDatabase.load(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="that is a folder"):
         FaceDatabase.load(tmp_path)
+
+
+def test_many_queries_at_once_match_one_by_one():
+    database = FaceDatabase(model=object(), rule="nearest")
+    rows = unit_rows(60, seed=11)
+    for index in range(0, 60, 3):
+        database.add_encodings(f"p{index // 3}", rows[index : index + 3])
+    queries = unit_rows(2500, seed=12)  # more than one chunk of 1024
+    matches = database.closest(queries)
+    brute = np.linalg.norm(queries[:, None, :].astype(np.float64) - rows[None], axis=-1)
+    assert [match.identity for match in matches] == [f"p{row // 3}" for row in brute.argmin(axis=1)]
+    np.testing.assert_allclose([match.distance for match in matches], brute.min(axis=1), atol=1e-6)
+    assert database.closest_for_each(np.zeros((0, 128), np.float32)) == []
