@@ -101,9 +101,10 @@ class OverwriteCells(_NbgraderOverwriteCells):
         return super().add_missing_task_cells(nb, resources)
 
     def _forget_unknown_cells(self, nb):
-        for cell in nb.cells:
-            if "nbgrader" in cell.metadata and "grade_id" not in cell.metadata.nbgrader:
-                del cell.metadata["nbgrader"]
+        for cell in nb.cells:  # cells nbgrader put back are plain dicts, not NotebookNodes
+            metadata = cell["metadata"]
+            if "nbgrader" in metadata and "grade_id" not in metadata["nbgrader"]:
+                del metadata["nbgrader"]
 
 
 # ---------------------------------------------------------------- results

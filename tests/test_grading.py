@@ -10,6 +10,8 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,14 +22,19 @@ BY_NAME = {example.student: example for example in EXAMPLES}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The README command, with its output and course folders in a temporary place."""
-    out = tmp_path_factory.mktemp("grading")
-    course = out / "course"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "grader.grade", "--out", str(out), "--course", str(course)],
-                          cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=3600)
-    return done, out, course
+def run():
+    """The README command, with its output and course folders in a temporary place.
+
+    (A folder of its own rather than pytest's tmp_path: pytest sessions started meanwhile on a
+    shared machine prune pytest's older temporary folders.)
+    """
+    with tempfile.TemporaryDirectory(prefix="fr-grading-") as folder:
+        out = Path(folder)
+        course = out / "course"
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run([sys.executable, "-m", "grader.grade", "--out", str(out), "--course", str(course)],
+                              cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=3600)
+        yield done, out, course
 
 
 @pytest.fixture(scope="module")
