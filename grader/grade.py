@@ -7,7 +7,8 @@ SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.i
              the source notebook first (grader/examples/submissions)
 --out DIR    where to write grades.csv and feedback/<student>.html (default: the current folder)
 --course DIR the nbgrader course folder holding the gradebook and nbgrader's working folders
-             (default: grader/, the course itself; its gradebook is grader/gradebook.db)
+             (default: grader/, the course itself, whose gradebook is grader/gradebook.db; for
+             the example submissions grader/.work/examples/, to keep them out of a real class)
 
 Every submission runs in a fresh kernel, in its own folder, exactly as `nbgrader autograde`
 would run it with grader/nbgrader_config.py. A submission that cannot be graded at all (not a
@@ -24,7 +25,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader.pipeline import EXERCISES, Course, GradingError, StudentResult  # noqa: E402
+from grader.pipeline import EXERCISES, GRADER, Course, GradingError, StudentResult  # noqa: E402
+
+# The course folder used for the example submissions, so that they never mix with a real class.
+EXAMPLES_COURSE = GRADER / ".work" / "examples"
 
 
 def grade(submissions: Path | None, out: Path, course_dir: Path | None = None,
@@ -36,6 +40,8 @@ def grade(submissions: Path | None, out: Path, course_dir: Path | None = None,
         write_examples(EXAMPLES_FOLDER)
         submissions = EXAMPLES_FOLDER
         progress(f"Example submissions regenerated from the source notebook in {submissions}")
+        if course_dir is None:  # keep the examples out of the real class's gradebook
+            course_dir = EXAMPLES_COURSE
     course = Course(course_dir)
     course.release()
     students = course.collect(submissions)
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of submissions (default: the example submissions)")
     parser.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
     parser.add_argument("--course", type=Path, default=None,
-                        help="nbgrader course folder for the gradebook and working files (default: grader/)")
+                        help="nbgrader course folder for the gradebook and working files (default: "
+                             "grader/, or grader/.work/examples/ for the example submissions)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:

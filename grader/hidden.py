@@ -154,18 +154,59 @@ class _Photos:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"The course photos are not in {Path.cwd() / 'images'}")
         self.model = fr_utils.load_model("keras-facenet-h5")
-        self._encodings: dict[str, np.ndarray] = {}
+        encode = fr_utils.img_to_encoding
+        self._encodings = {file: np.asarray(encode(self.path(file), self.model))
+                           for file in [*DATABASE_FILES.values(), *CAMERA_TRUTH]}
         self.database = {name: self.encoding(file) for name, file in DATABASE_FILES.items()}
 
     def path(self, file: str) -> str:
         return str(self.folder / file)
 
     def encoding(self, file: str) -> np.ndarray:
-        if file not in self._encodings:
-            import fr_utils
-
-            self._encodings[file] = np.asarray(fr_utils.img_to_encoding(self.path(file), self.model))
         return self._encodings[file]
+
+
+@contextlib.contextmanager
+def _cached_encodings(function, photos: "_Photos"):
+    """While the hidden tests run, `img_to_encoding` of a course photo with the course model
+    returns the encoding already computed for it (a copy) instead of detecting, aligning and
+    encoding the face again: the same result, a few seconds less per submission.
+
+    It is replaced where a student's function can reach it: the notebook's globals (under any
+    name), and the helper modules. Any other call goes to the real function.
+    """
+    import fr_utils
+
+    real = fr_utils.img_to_encoding
+    by_path = {photos.path(file): file for file in [*DATABASE_FILES.values(), *CAMERA_TRUTH]}
+
+    def img_to_encoding(image_path, model, *args, **kwargs):
+        file = by_path.get(str(image_path)) if isinstance(image_path, (str, os.PathLike)) else None
+        if file is not None and model is photos.model and not args and not kwargs:
+            return photos.encoding(file).copy()
+        return real(image_path, model, *args, **kwargs)
+
+    namespace = getattr(function, "__globals__", {})
+    names = [name for name, value in namespace.items() if value is real]
+    modules = [fr_utils]
+    try:
+        import facerec.encode
+
+        modules.append(facerec.encode)
+    except ImportError:
+        pass
+    modules = [module for module in modules if getattr(module, "img_to_encoding", None) is real]
+    try:
+        for name in names:
+            namespace[name] = img_to_encoding
+        for module in modules:
+            module.img_to_encoding = img_to_encoding
+        yield
+    finally:
+        for name in names:
+            namespace[name] = real
+        for module in modules:
+            module.img_to_encoding = real
 
 
 def _photos_or_report(points: float):
@@ -278,8 +319,11 @@ def check_verify(namespace: dict, points: float = 4) -> float:
     if photos is None:
         return 0.0
     threshold = _threshold()
-    checks = Checks(points)
+    with _cached_encodings(function, photos):
+        return _verify_checks(function, photos, threshold, Checks(points))
 
+
+def _verify_checks(function, photos, threshold, checks) -> float:
     def run(file, identity, database):
         call = _Call(function, photos.path(file), identity, database, photos.model)
         dist, door_open = _pair(call.value, "verify")
@@ -352,8 +396,11 @@ def check_who_is_it(namespace: dict, points: float = 4) -> float:
     if photos is None:
         return 0.0
     threshold = _threshold()
-    checks = Checks(points)
+    with _cached_encodings(function, photos):
+        return _who_is_it_checks(function, photos, threshold, Checks(points))
 
+
+def _who_is_it_checks(function, photos, threshold, checks) -> float:
     def run(file, database):
         call = _Call(function, photos.path(file), database, photos.model)
         min_dist, identity = _pair(call.value, "who_is_it")

@@ -213,3 +213,28 @@ def test_fr_checks_module_is_self_contained_for_students():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"__future__", "contextlib", "math", "sys", "traceback", "numpy"}
+
+
+def test_cached_encodings_answer_course_photos_from_the_cache_and_are_undone():
+    import fr_utils
+
+    real = fr_utils.img_to_encoding
+
+    class Photos:
+        model = object()
+
+        def path(self, file):
+            return f"images/{file}"
+
+        def encoding(self, file):
+            return np.full((1, 128), 0.5, np.float32)
+
+    namespace = {"img_to_encoding": real, "encode": real}
+    exec("def verify(image_path, identity, database, model):\n    return encode(image_path, model)", namespace)
+    photos = Photos()
+    with hidden._cached_encodings(namespace["verify"], photos):
+        first = namespace["verify"]("images/camera_3.jpg", "x", {}, photos.model)
+        first[0, 0] = 9.0  # a student changing the array in place must not change the cache
+        again = namespace["verify"]("images/camera_3.jpg", "x", {}, photos.model)
+        assert float(again[0, 0]) == 0.5 and fr_utils.img_to_encoding is not real
+    assert namespace["img_to_encoding"] is namespace["encode"] is fr_utils.img_to_encoding is real
