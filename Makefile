@@ -10,6 +10,7 @@ grade: setup
 	$(PY) -m grader.grade $(SUBMISSIONS)
 
 test: setup
+	@bash scripts/system-deps.sh
 	$(PY) -m pytest
 
 setup:
