@@ -1,8 +1,7 @@
-"""The "Going further" cells (docs/going_further_cells.py) run in order and show what they say."""
+"""The notebook's ungraded "Going further" cells (tagged going-further) run in order and show what they say."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 
 import matplotlib
@@ -17,29 +16,30 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.patches import Rectangle  # noqa: E402
 
 
-def load_cells():
-    spec = importlib.util.spec_from_file_location("going_further_cells", ROOT / "docs" / "going_further_cells.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def going_further_cells() -> list[tuple[str, str]]:
+    """The section's (kind, source) cells, read from the source notebook (tag "going-further")."""
+    import nbformat
+
+    from grader.pipeline import SOURCE_NOTEBOOK
+
+    notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    return [(cell.cell_type, cell.source) for cell in notebook.cells
+            if "going-further" in cell.metadata.get("tags", [])]
 
 
 def test_cells_are_well_formed_and_short():
-    module = load_cells()
-    assert module.CELLS[0][0] == "markdown" and module.CELLS[0][1].startswith("## Going further")
-    for kind, source in module.CELLS:
+    cells = going_further_cells()
+    assert cells[0][0] == "markdown" and cells[0][1].startswith("## Going further")
+    for kind, source in cells:
         assert kind in ("markdown", "code") and source.strip()
         if kind == "code":
             ast.parse(source)  # a syntax error would otherwise only show in the notebook
         assert len(source.splitlines()) <= 30, f"a cell should hold one idea:\n{source[:200]}"
-    cells = module.notebook_cells()
-    assert [cell.cell_type for cell in cells] == [kind for kind, _ in module.CELLS]
 
 
 @pytest.fixture(scope="module")
 def executed(encoding_model, detector):
     """The namespace after running every code cell, and the figures each plt.show() showed."""
-    module = load_cells()
     shown = []
 
     def show(*args, **kwargs):
@@ -50,7 +50,7 @@ def executed(encoding_model, detector):
     os.chdir(ROOT)  # the notebook runs in the project folder
     plt.show = show
     try:
-        for kind, source in module.CELLS:
+        for kind, source in going_further_cells():
             if kind == "code":
                 figures_before = len(shown)
                 exec(compile(source, "<going further cell>", "exec"), namespace)

@@ -11,6 +11,9 @@ import pytest
 from grader.make_examples import ANSWERS, POINTS
 from grader.pipeline import COURSE_FILES, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
 
+# The ungraded "Going further" section reads LFW photos from data/; grading never runs it.
+EXTRA_FILES = ("data",)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -35,7 +38,7 @@ def executed(tmp_path_factory) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     folder = tmp_path_factory.mktemp("source-run")
-    for name in COURSE_FILES:
+    for name in (*COURSE_FILES, *EXTRA_FILES):
         (folder / name).symlink_to(REPOSITORY / name)
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
@@ -168,7 +171,9 @@ def test_source_folder_links_to_the_course_files_like_the_student_folder():
         link = folder / name
         assert link.is_symlink(), f"{link} should be a symbolic link to the repository's {name}"
         assert link.resolve() == (REPOSITORY / name).resolve()
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*COURSE_FILES, SOURCE_NOTEBOOK.name])
+    for name in EXTRA_FILES:
+        assert (folder / name).resolve() == (REPOSITORY / name).resolve()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*COURSE_FILES, *EXTRA_FILES, SOURCE_NOTEBOOK.name])
 
 
 def test_notebook_cites_its_sources_and_states_the_triplet_loss():
