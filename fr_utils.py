@@ -28,6 +28,7 @@ from facerec.encode import (
     img_to_encoding,
     load_model,
 )
+from facerec.encode import threshold_for_folder
 from facerec.errors import (
     EmptyInputError,
     FaceRecError,
@@ -37,6 +38,10 @@ from facerec.errors import (
     NotAnImageError,
 )
 from facerec.images import load_image
+
+# The measured threshold of the default model; the course's own 0.7 when keras-facenet-h5/ holds
+# the original course weights (an instructor's copy), so that the notebook works with either.
+DISTANCE_THRESHOLD = threshold_for_folder()
 
 __all__ = [
     "DISTANCE_THRESHOLD",

@@ -183,12 +183,15 @@ class Installer:
             self.report.checked += len(wanted)
             return
         weights = model_dir / "model.h5"
-        from facerec.original_model import identify_original_weights
+        from facerec import original_model
 
-        recognised = identify_original_weights(weights)
+        recognised = original_model.identify_original_weights(weights)
         if recognised:  # an instructor's own copy of the original course model: keep it
             print(f"set-up: keras-facenet-h5/model.h5 is the original course model ({recognised}); "
                   f"keeping it, not building the default model", flush=True)
+            if self.install and original_model.write_loadable_model_json(model_dir):
+                print("set-up: wrote keras-facenet-h5/model.json for it in Keras 3 terms (the "
+                      "original, which current Keras cannot load, is kept as model.keras2.json)")
             self.report.checked += 1
             return
         fix = "Run the set-up (make setup) to build the model."

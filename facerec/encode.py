@@ -83,6 +83,18 @@ def _find_model_folder(folder: Path) -> Path:
     )
 
 
+def threshold_for_folder(folder: str | os.PathLike = MODEL_FOLDER) -> float:
+    """The threshold for the model saved in `folder`, without loading it: 0.7, the course's own
+    value, when it holds the original course weights; DISTANCE_THRESHOLD otherwise."""
+    from facerec.original_model import ORIGINAL_THRESHOLD, is_original_weights_file
+
+    try:
+        found = _find_model_folder(Path(folder).expanduser())
+    except ModelNotFoundError:
+        return DISTANCE_THRESHOLD
+    return ORIGINAL_THRESHOLD if is_original_weights_file(found / "model.h5") else DISTANCE_THRESHOLD
+
+
 def distance_threshold(model) -> float:
     """The distance below which two encodings by `model` are the same person.
 

@@ -257,6 +257,30 @@ def build_original_network():
     return importlib.import_module("inception_blocks_v2").inception_resnet_v1()
 
 
+def write_loadable_model_json(folder) -> Path | None:
+    """Make `folder/model.json` describe the original network in Keras 3 terms.
+
+    The course's own model.json (Keras 2.4, Lambda layers as Python 3.7 bytecode) no longer loads;
+    written from `inception_blocks_v2` instead, `model_from_json` + `load_weights("model.h5")`,
+    the notebook's plain Keras way, loads the original weights (Keras reads that file's layers in
+    order, which is the same). A different model.json is kept as `model.keras2.json`. Returns the
+    path written, or None when it was already right.
+    """
+    folder = Path(folder)
+    target, kept = folder / "model.json", folder / "model.keras2.json"
+    wanted = build_original_network().to_json()
+    if target.is_file():
+        current = target.read_text(errors="replace")
+        if current == wanted:
+            return None
+        if not kept.exists():
+            os.replace(target, kept)
+    partial = folder / ".model.json.part"
+    partial.write_text(wanted)
+    os.replace(partial, target)
+    return target
+
+
 def load_original_model(path):
     """The original course network with the weights of the Keras-2 HDF5 file `path`."""
     model = build_original_network()

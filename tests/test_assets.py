@@ -153,8 +153,12 @@ def test_an_instructors_original_course_model_is_kept(tmp_path):
     weights.parent.mkdir()
     with h5py.File(weights, "w") as f:  # the original's Keras-2 layout, its layer names only
         f.attrs["layer_names"] = [n.encode() for n in original_model.SIGNATURE_LAYERS]
+    original_json = weights.with_name("model.json")
+    original_json.write_text('{"class_name": "Functional", "keras_version": "2.4.0"}')
     before = assets.sha256_file(weights)
     report = Installer(tmp_path, tmp_path, manifest=manifest).run()
     assert report.built == 0
     assert assets.sha256_file(weights) == before
-    assert not (tmp_path / "keras-facenet-h5" / "model.json").exists()
+    # The original model.json, which current Keras cannot load, is kept beside a loadable one.
+    assert weights.with_name("model.keras2.json").read_text().endswith('"2.4.0"}')
+    assert '"inception_resnet_v1"' in original_json.read_text()

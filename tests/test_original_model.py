@@ -397,6 +397,7 @@ def test_the_notebook_helpers_use_the_original_model_as_the_course_did(synthetic
     model = fr_utils.load_model(tmp_path)
     assert om.is_original_network(model)
     assert fr_utils.distance_threshold(model) == 0.7
+    assert fr_utils.threshold_for_folder(tmp_path) == 0.7
     younes = sorted(p.name for p in IMAGES.iterdir()).index("younes.jpg")
     raw = network[0].predict_on_batch(course_pixels[younes:younes + 1])
     expected = raw / np.linalg.norm(raw, axis=1, keepdims=True)
@@ -411,3 +412,22 @@ def test_the_notebook_helpers_use_the_measured_threshold_with_the_default_model(
     model = fr_utils.load_model(DEFAULT_MODEL_DIR)
     assert not om.is_original_network(model)
     assert fr_utils.distance_threshold(model) == fr_utils.DISTANCE_THRESHOLD
+
+
+def test_the_notebooks_plain_keras_load_works_with_the_original_weights(synthetic_file, network,
+                                                                        course_pixels, tmp_path):
+    """Set-up writes a Keras 3 model.json for the original weights (keeping the course's own as
+    model.keras2.json), so `model_from_json` + `load_weights`, as the notebook does, loads them."""
+    import tensorflow as tf
+
+    (tmp_path / "model.h5").symlink_to(synthetic_file)
+    shutil.copy(om.REFERENCE_JSON, tmp_path / "model.json")
+    assert om.write_loadable_model_json(tmp_path) == tmp_path / "model.json"
+    assert (tmp_path / "model.keras2.json").read_bytes() == om.REFERENCE_JSON.read_bytes()
+    assert om.write_loadable_model_json(tmp_path) is None  # a second run changes nothing
+
+    model = tf.keras.models.model_from_json((tmp_path / "model.json").read_text())
+    model.load_weights(str(tmp_path / "model.h5"))
+    assert om.is_original_network(model)
+    np.testing.assert_array_equal(model.predict_on_batch(course_pixels[:2]),
+                                  network[0].predict_on_batch(course_pixels[:2]))
