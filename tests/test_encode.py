@@ -28,21 +28,9 @@ from facerec.errors import (
     NoFaceFoundError,
     NotAnImageError,
 )
+from conftest import CAMERA_OWNERS, DATABASE_PEOPLE, ROOT
 from facerec.images import load_image
 
-ROOT = Path(__file__).resolve().parent.parent
-CAMERA_OWNERS = {
-    "camera_0": "younes",
-    "camera_1": "bertrand",
-    "camera_2": "benoit",
-    "camera_3": "bertrand",
-    "camera_4": "dan",
-    "camera_5": "arnaud",
-}
-DATABASE_PEOPLE = [
-    "andrew", "arnaud", "benoit", "bertrand", "dan", "danielle",
-    "felix", "kevin", "kian", "sebastiano", "tian", "younes",
-]
 EXIF_ORIENTATION = 0x0112
 
 
