@@ -1,0 +1,446 @@
+"""The JupyterLab experience, in a real browser: what students and instructors see.
+
+One JupyterLab server (started by the README's launcher, `python -m grader.lab`) serves a
+temporary folder laid out like the real ones:
+
+    student/Face_Recognition.ipynb                 the student notebook, with links to the course files
+    course/                                        an nbgrader course of its own (its gradebook, its exchange)
+    course/source/Face_Recognition/...ipynb        the instructor's solved notebook, with the same links
+
+Headless Chromium (Debian's, driven by Playwright; no browser download) then goes through the
+steps below in order, in one page, the way a person would: menus, toolbar buttons, dialogs.
+Every step saves a screenshot in test-output/screenshots/ (git-ignored); a failing test also
+leaves FAILED-<test>.png and FAILED-<test>.txt (the page's text) there, and the server's log is
+jupyterlab.log. Nothing in the repository is written: notebooks are copies, the course is a
+temporary one, JupyterLab's settings and workspaces are temporary too.
+
+The README's screenshots come from this test's own run:
+
+    FACEREC_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser.py
+
+copies the two it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
+
+About 4 minutes on 2 CPU cores: running the solved notebook, two validations and grading two
+submissions each run the network on the course photos.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.make_examples import EXAMPLES, build, solutions
+from grader.pipeline import ASSIGNMENT, COURSE_FILES, NOTEBOOK, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
+
+SHOTS = REPOSITORY / "test-output" / "screenshots"
+DOCS_SHOTS = REPOSITORY / "docs" / "screenshots"
+# screenshot of this run -> file under docs/screenshots/, copied when FACEREC_UPDATE_SCREENSHOTS=1
+DOC_SCREENSHOTS = {
+    "04-student-validate-success.png": "student-validate.png",
+    "05-formgrader-submissions.png": "instructor-formgrader.png",
+}
+
+CHROMIUM = os.environ.get("FACEREC_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps calling Google's services, which on a
+# closed network means a flood of refused connections.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+
+# The ungraded "Going further" section of the notebook reads LFW photos from data/.
+LINKED = (*COURSE_FILES, "data")
+# Two example submissions to grade: full marks and partial credit.
+GRADED_EXAMPLES = ("solution", "alpha_forgotten")
+
+SERVER_START = 120  # seconds, bounds for the slow steps (2 CPU cores, a busy machine)
+RUN_ALL = 420
+VALIDATE = 420
+GRADING = 600
+TRIPLET_LOSS_OUTPUT = "loss = tf.Tensor(527.2598, shape=(), dtype=float32)"
+HEATMAP_CODE = 'cmap="magma"'  # the heat-map cell of section 11
+
+CURRENT = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the visible tab
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def link_course_files(folder: Path, names) -> None:
+    for name in names:
+        if (REPOSITORY / name).exists():
+            (folder / name).symlink_to(REPOSITORY / name, target_is_directory=(REPOSITORY / name).is_dir())
+
+
+def shot(page, name: str, **options) -> Path:
+    path = SHOTS / name
+    page.screenshot(path=str(path), **options)
+    return path
+
+
+def open_notebook(page, lab, relative: str):
+    """Open a notebook in a fresh JupyterLab workspace; return its (visible) panel."""
+    page.goto(f"{lab.base}/lab/tree/{relative}?reset&token={lab.token}")
+    panel = page.locator(CURRENT)
+    panel.wait_for(timeout=60_000)
+    # the kernel has started when the toolbar's kernel status says idle
+    panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
+    return panel
+
+
+def open_from_nbgrader_menu(page, item: str) -> None:
+    page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
+def validate(page, panel) -> tuple[str, str]:
+    """Click the notebook toolbar's Validate; return the result's class and the dialog's text."""
+    panel.locator(".validate-button").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=VALIDATE * 1000)
+    assert dialog.locator(".jp-Dialog-header").inner_text().strip() == "Validation Results"
+    message = dialog.locator("#validation-message")
+    return message.get_attribute("class") or "", message.inner_text()
+
+
+def close_dialog(page) -> None:
+    page.locator(".jp-Dialog").get_by_role("button", name="Ok").click()
+    page.locator(".jp-Dialog").wait_for(state="detached", timeout=10_000)
+
+
+def prompts(page) -> list[str]:
+    return page.eval_on_selector_all(f"{CURRENT} .jp-CodeCell .jp-InputPrompt",
+                                     "nodes => nodes.map(n => n.textContent.trim())")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    """The folder JupyterLab serves (see the module's docstring), with the example submissions
+    to grade beside it. A folder of its own rather than pytest's tmp_path: pytest sessions
+    started meanwhile on a shared machine prune pytest's older temporary folders."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*"):
+        if old.is_file():
+            old.unlink()
+    with tempfile.TemporaryDirectory(prefix="fr-browser-") as folder:
+        root = Path(folder) / "lab"
+        student = root / "student"
+        source = root / "course" / "source" / ASSIGNMENT
+        for path in (student, source):
+            path.mkdir(parents=True)
+        shutil.copyfile(STUDENT_NOTEBOOK, student / NOTEBOOK)
+        link_course_files(student, [name for name in LINKED if name != "grader"])
+        shutil.copyfile(SOURCE_NOTEBOOK, source / NOTEBOOK)
+        link_course_files(source, LINKED)  # the solved notebook's hidden tests import grader
+
+        submissions = Path(folder) / "submissions"
+        student_notebook = nbformat.read(STUDENT_NOTEBOOK, as_version=4)
+        solved = solutions()
+        for example in EXAMPLES:
+            if example.student in GRADED_EXAMPLES:
+                (submissions / example.student).mkdir(parents=True)
+                nbformat.write(build(example, student_notebook, solved), submissions / example.student / NOTEBOOK)
+        yield type("Workspace", (), dict(
+            root=root, student=student / NOTEBOOK, solved=source / NOTEBOOK, course=root / "course",
+            submissions=submissions, out=Path(folder) / "grades", tmp=Path(folder)))
+
+
+@pytest.fixture(scope="module")
+def lab(workspace):
+    """JupyterLab started by the launcher (stderr to jupyterlab.log), stopped at the end."""
+    settings = workspace.tmp / "jupyterlab"
+    command = [sys.executable, "-m", "grader.lab", "--root", str(workspace.root),
+               "--course", str(workspace.course), "--",
+               f"--LabApp.user_settings_dir={settings / 'user-settings'}",
+               f"--LabApp.workspaces_dir={settings / 'workspaces'}"]
+    log = open(SHOTS / "jupyterlab.log", "w")
+    launcher = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=log, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in launcher.stdout], daemon=True).start()
+    url, printed, deadline = None, [], time.monotonic() + SERVER_START
+    while url is None and time.monotonic() < deadline and launcher.poll() is None:
+        try:
+            printed.append(lines.get(timeout=1))
+        except queue.Empty:
+            continue
+        found = re.search(r"JupyterLab is ready: (http://127\.0\.0\.1:(\d+)/lab\?token=(\w+))", printed[-1])
+        url = found and found.groups()
+    try:
+        assert url, f"the launcher printed no URL within {SERVER_START} s:\n{''.join(printed)}" \
+                    f"\n(see {SHOTS / 'jupyterlab.log'})"
+        yield type("Lab", (), dict(url=url[0], port=int(url[1]), token=url[2],
+                                   base=f"http://127.0.0.1:{url[1]}", launcher=launcher))
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, workspace):
+    """One headless Chromium page, 1280x800, with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/system-deps.sh installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(workspace.tmp / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            headless=True, viewport=VIEWPORT, timeout=60_000)
+        try:
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def diagnose_failure(request):
+    """When a test of this module fails, keep a screenshot and the page's text."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed_before and "page" in request.fixturenames:
+        page = request.getfixturevalue("page")
+        name = re.sub(r"\W+", "_", request.node.name)
+        try:
+            page.screenshot(path=str(SHOTS / f"FAILED-{name}.png"))
+            (SHOTS / f"FAILED-{name}.txt").write_text(
+                page.locator("body").inner_text(timeout=10_000), encoding="utf-8")
+        except Exception as error:  # diagnosis must not hide the failure itself
+            print(f"could not save the page of {name}: {error}")
+
+
+@pytest.fixture(scope="module")
+def graded(workspace):
+    """The example submissions graded with the README's command into the temporary course."""
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.grade", str(workspace.submissions),
+         "--course", str(workspace.course), "--out", str(workspace.out)],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=GRADING,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {example.student: example.expected_total for example in EXAMPLES
+            if example.student in GRADED_EXAMPLES}
+
+
+# ---------------------------------------------------------------- the tests, in order
+
+
+def test_launcher_serves_jupyterlab_with_nbgrader_on_localhost_behind_a_token(lab, page):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{lab.base}/api/status", timeout=10)
+    assert refused.value.code == 403, "the server answers without its token"
+    page.goto(lab.url)
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
+    items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()
+    assert {"Assignment List", "Course List", "Formgrader"} <= set(items), items
+    page.keyboard.press("Escape")
+    # no "Would you like to get notified about official Jupyter news?" over the notebook
+    assert page.get_by_text("official Jupyter news").count() == 0
+    shot(page, "00-jupyterlab.png")
+
+
+def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, workspace):
+    notebook = nbformat.read(workspace.solved, as_version=4)
+    code_cells = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    title = next(line[2:].strip() for line in notebook.cells[0].source.splitlines() if line.startswith("# "))
+    heatmap = next(i for i, cell in enumerate(notebook.cells) if HEATMAP_CODE in cell.source)
+    plots = sum("plt.show()" in notebook.cells[i].source for i in code_cells)
+
+    panel = open_notebook(page, lab, "course/source/Face_Recognition/Face_Recognition.ipynb")
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    assert tab.inner_text() == NOTEBOOK
+    assert title in panel.locator(".jp-MarkdownOutput h1").first.inner_text()
+    shot(page, "01-solved-notebook-opened.png")
+
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+    started = time.monotonic()
+    # every code cell is queued ([*]) at once; wait until none is left running or queued
+    page.wait_for_function(
+        """selector => [...document.querySelectorAll(selector)].some(p => p.textContent.includes('*'))""",
+        arg=f"{CURRENT} .jp-CodeCell .jp-InputPrompt", timeout=30_000, polling=200)
+    page.wait_for_function(
+        """selector => ![...document.querySelectorAll(selector)].some(p => p.textContent.includes('*'))""",
+        arg=f"{CURRENT} .jp-CodeCell .jp-InputPrompt", timeout=RUN_ALL * 1000, polling=1000)
+    print(f"Run All: {time.monotonic() - started:.0f} s")
+
+    counts = prompts(page)
+    assert len(counts) == len(code_cells)
+    not_run = [i for i, text in zip(code_cells, counts) if not re.fullmatch(r"\[\d+\]:", text)]
+    assert not not_run, f"code cells without an execution count (Run All stopped?): {not_run}"
+
+    outputs = panel.locator(".jp-OutputArea-output")
+    # textContent, not innerText: cells out of view are not rendered (content-visibility), so
+    # their innerText is empty
+    text = "\n".join(outputs.all_text_contents())
+    tracebacks = [t for t in panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+                  .all_text_contents() if re.search(r"Traceback|^\w*(Error|Exception)\b", t, re.M)]
+    assert not tracebacks, f"error outputs: {tracebacks[:3]}"
+    assert TRIPLET_LOSS_OUTPUT in text
+    assert "\u2718" not in text, "a check failed in the solved notebook"  # fr_checks' FAIL mark
+    summaries = re.findall(r"(\d+) of (\d+) checks passed", text)
+    assert len(summaries) >= 4 and all(passed == total for passed, total in summaries), summaries
+
+    images = panel.locator(".jp-OutputArea-output img").evaluate_all(
+        "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    assert len(images) >= plots, f"{len(images)} images for {plots} plt.show() cells"
+    assert all(complete and width > 100 and height > 100 for complete, width, height in images), images
+
+    cell = panel.locator(".jp-Notebook-cell").nth(heatmap)
+    cell.scroll_into_view_if_needed()
+    image = cell.locator(".jp-OutputArea-output img")
+    assert image.count() == 1, "no heat-map image under the heat-map cell"
+    width, height, colours = image.evaluate("""img => {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const seen = new Set();
+        for (let i = 0; i < pixels.length; i += 4 * 97) seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
+        return [img.naturalWidth, img.naturalHeight, seen.size];
+    }""")
+    assert width >= 400 and height >= 400 and colours >= 50, (width, height, colours)
+    cell.screenshot(path=str(SHOTS / "02-heatmap.png"))
+
+    # What the kernel produced, as saved: no error output at all, every cell run
+    page.get_by_role("menuitem", name="File", exact=True).click()
+    page.locator("li[data-command='docmanager:save']").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        saved = nbformat.read(workspace.solved, as_version=4)
+        if all(saved.cells[i].get("execution_count") for i in code_cells):
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("the notebook was not saved with its outputs within 30 s")
+    errors = [(i, o.ename, o.evalue) for i in code_cells for o in saved.cells[i].outputs if o.output_type == "error"]
+    assert not errors
+    saved_images = sum("image/png" in o.get("data", {}) for i in code_cells for o in saved.cells[i].outputs)
+    assert saved_images == len(images)
+
+
+def test_student_validates_the_unanswered_notebook(lab, page, workspace):
+    notebook = nbformat.read(workspace.student, as_version=4)
+    # the graded test cells students can see: they call the three functions, which only raise
+    # NotImplementedError yet (the hidden ones are empty in the student version and pass)
+    visible_tests = [cell.source for cell in notebook.cells
+                     if cell.metadata.get("nbgrader", {}).get("grade") and "Checks(" in cell.source]
+    assert len(visible_tests) == 4
+
+    panel = open_notebook(page, lab, "student/Face_Recognition.ipynb")
+    started = time.monotonic()
+    result, message = validate(page, panel)
+    print(f"Validate (unanswered): {time.monotonic() - started:.0f} s")
+    shot(page, "03-student-validate-unanswered.png")
+    assert "validation-failed" in result, message
+    failed = page.locator("#validation-message > div.jp-RenderedText pre")
+    sources, errors = failed.all_inner_texts()[0::2], failed.all_inner_texts()[1::2]
+    assert message.count("The following cell failed:") == len(visible_tests)
+    assert [s.strip() for s in sources] == [s.strip() for s in visible_tests]
+    # fr_checks turns each failed check into a score, so nbgrader reports partial credit
+    # (its wording, also for 0 points), not a traceback
+    assert set(errors) == {"Partial credit; passed some but not all of the tests"}, errors
+    close_dialog(page)
+
+
+def test_student_writes_the_answers_and_validates(lab, page, workspace):
+    notebook = nbformat.read(workspace.student, as_version=4)
+    answers = solutions()
+    index = {grade_id(cell): i for i, cell in enumerate(notebook.cells)}
+    panel = page.locator(CURRENT)  # the student notebook, still open
+    for name, answer in answers.items():
+        cell = panel.locator(".jp-Notebook-cell").nth(index[name])
+        cell.scroll_into_view_if_needed()
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(answer)  # as typed: no auto-indent, no closed brackets
+        page.keyboard.press("Escape")
+    started = time.monotonic()
+    result, message = validate(page, panel)  # saves the notebook first
+    print(f"Validate (answered): {time.monotonic() - started:.0f} s")
+    shot(page, "04-student-validate-success.png")
+    assert "validation-success" in result, message
+    assert message.strip() == "Success! Your notebook passes all the tests."
+    close_dialog(page)
+    saved = nbformat.read(workspace.student, as_version=4)
+    assert {name: saved.cells[index[name]].source for name in answers} == answers
+
+
+def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, workspace, graded):
+    page.goto(f"{lab.base}/lab?reset&token={lab.token}")
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    page.keyboard.press("Control+b")  # hide the file browser: a wider formgrader
+    open_from_nbgrader_menu(page, "Formgrader")
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    row = formgrader.locator("#main-table tr", has_text=ASSIGNMENT)
+    row.wait_for(timeout=30_000)
+    assert row.locator("td.name").inner_text().strip() == ASSIGNMENT
+    assert row.locator("td.num-submissions").inner_text().strip() == str(len(graded))
+    shot(page, "05-formgrader-assignments.png")
+
+    row.locator("td.num-submissions a").click()
+    formgrader.get_by_role("heading", name="Manage Submissions").wait_for()
+    shown = {}
+    for student in graded:  # columns: name, id, timestamp, status, score, buttons
+        row = formgrader.locator("#main-table tr", has=formgrader.locator("td", has_text=re.compile(f"^{student}$")))
+        row.wait_for(timeout=30_000)
+        cells = [text.strip() for text in row.locator("td").all_inner_texts()]
+        shown[cells[1]] = (cells[3], cells[4])
+    assert shown == {student: ("graded", f"{total:g} / 20") for student, total in graded.items()}
+    assert formgrader.locator("#main-table tr").count() == len(graded), "students of another course?"
+    formgrader.locator("#main-table").scroll_into_view_if_needed()
+    shot(page, "05-formgrader-submissions.png")
+
+
+def test_release_from_formgrader_shows_in_the_assignment_list(lab, page, workspace, graded):
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    formgrader.get_by_role("link", name="Manage Assignments").first.click()
+    row = formgrader.locator("#main-table tr", has_text=ASSIGNMENT)
+    row.locator("td.release a").click()
+    modal = formgrader.locator(".modal-dialog")
+    modal.get_by_text(f"Successfully released '{ASSIGNMENT}'.").wait_for(timeout=60_000)
+    modal.get_by_role("button", name="OK").click()
+    assert row.locator("td.status").inner_text().strip() == "released"
+
+    open_from_nbgrader_menu(page, "Assignment List")
+    released = page.locator("#released_assignments_list")
+    item = released.locator(".list_item", has_text=ASSIGNMENT)
+    item.wait_for(timeout=30_000)
+    assert "face_recognition" in item.inner_text()
+    assert item.get_by_role("button", name="Fetch").is_visible()
+    shot(page, "06-assignment-list.png")
+
+
+def test_readme_screenshots_come_from_this_run():
+    """Screenshots for docs/ were written by the steps above (and copied there on request)."""
+    for taken, kept in DOC_SCREENSHOTS.items():
+        assert (SHOTS / taken).is_file(), f"{taken} was not taken"
+        if os.environ.get("FACEREC_UPDATE_SCREENSHOTS") == "1":
+            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SHOTS / taken, DOCS_SHOTS / kept)
