@@ -15,6 +15,8 @@ defaults, and why:
   with nbgrader metadata the gradebook does not know (pasted from another assignment, kept from
   an older release) no longer stops the whole submission from being graded.
 - Feedback shows what every hidden test checked and whether it passed, but not its code.
+- Cells after the last graded cell (the ungraded "Going further" section, which reads LFW photos
+  for half a minute) and cells tagged `going-further` are dropped before the notebook runs.
 - Cells may run for up to 5 minutes (the first cells load TensorFlow and the network).
 - nbgrader finds the tools of the Python environment it runs from, activated or not.
 """
@@ -48,6 +50,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
+    "grader.pipeline.DropUngradedTail",  # the ungraded "Going further" section is not run
     "grader.pipeline.LinkCourseFiles",
     "nbgrader.preprocessors.Execute",
     "grader.pipeline.UnlinkCourseFiles",

@@ -52,6 +52,52 @@ class GradingError(Exception):
 # ---------------------------------------------------------------- nbgrader preprocessors
 
 
+GOING_FURTHER_TAG = "going-further"
+
+
+class DropUngradedTail(NbGraderPreprocessor):
+    """Before a submission runs, drop what cannot change its grade: every cell after the last
+    graded cell (the ungraded "Going further" section, the closing sections, a student's own
+    experiments at the end) and any other cell tagged `going-further`.
+
+    Those cells take half a minute (they read LFW photos) and earn nothing: in stock nbgrader they
+    would run after every test. One markdown note takes their place in the graded notebook, so
+    the feedback says why they are missing. Cells with nbgrader metadata are never dropped.
+    """
+
+    def preprocess(self, nb, resources):
+        graded = [i for i, cell in enumerate(nb.cells) if _nbgrader(cell).get("grade")]
+        last = graded[-1] if graded else len(nb.cells) - 1
+        kept, dropped, position = [], 0, 0
+        for index, cell in enumerate(nb.cells):
+            tagged = GOING_FURTHER_TAG in (cell.get("metadata", {}).get("tags") or [])
+            if (index > last or tagged) and not _nbgrader(cell):
+                dropped += 1
+            else:
+                kept.append(cell)
+                position = len(kept) if index <= last else position
+        if dropped:
+            kept.insert(position, _markdown_cell(
+                "grader-note-not-run",
+                f"*Grader's note: {dropped} cell(s) after the last test cell (the ungraded "
+                "\"Going further\" section and anything after the tests) were not run: they cannot "
+                "change your grade.*"))
+        nb.cells = kept
+        return nb, resources
+
+
+def _nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader") or {}
+
+
+def _markdown_cell(cell_id: str, text: str):
+    import nbformat
+
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell["id"] = cell_id
+    return cell
+
+
 class LinkCourseFiles(NbGraderPreprocessor):
     """Before a submission runs, link the course files into its folder (see COURSE_FILES).
 

@@ -95,3 +95,40 @@ def test_example_notebooks_are_valid_and_fill_only_the_answer_cells(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in paths}
     write_examples(tmp_path)  # a second run leaves correct files alone
     assert {p: p.stat().st_mtime_ns for p in paths} == before
+
+
+def test_cells_after_the_last_test_cell_and_going_further_cells_are_not_run():
+    """The ungraded "Going further" section (tagged cells at the end of the source notebook) and
+    anything after the last graded cell are dropped before the submission runs."""
+    from grader.pipeline import GOING_FURTHER_TAG, SOURCE_NOTEBOOK, DropUngradedTail
+
+    student = nbformat.read(REPOSITORY / NOTEBOOK, as_version=4)
+    tagged = [c for c in student.cells if GOING_FURTHER_TAG in c.metadata.get("tags", [])]
+    assert len(tagged) >= 10, "the student notebook should hold the tagged 'Going further' section"
+    # A tagged cell placed early by the student is dropped too; graded cells never are.
+    stray = nbformat.v4.new_code_cell("print('from the going further section')")
+    stray.metadata["tags"] = [GOING_FURTHER_TAG]
+    student.cells.insert(3, stray)
+    graded_before = [c.metadata["nbgrader"]["grade_id"] for c in student.cells if c.metadata.get("nbgrader")]
+    last = max(i for i, c in enumerate(student.cells) if c.metadata.get("nbgrader", {}).get("grade"))
+    after = len(student.cells) - last - 1
+
+    nb, _ = DropUngradedTail().preprocess(student, {})
+    assert not [c for c in nb.cells if GOING_FURTHER_TAG in c.metadata.get("tags", [])]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader")] == graded_before
+    note = nb.cells[-1]
+    assert note.cell_type == "markdown" and f"{after + 1} cell(s)" in note.source and "cannot" in note.source
+    assert nb.cells[-2].metadata["nbgrader"]["grade"]  # the note follows the last graded cell
+    assert "from the going further section" not in "".join(c.source for c in nb.cells)
+    source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    assert nbformat.validate(nb) is None and len(nb.cells) < len(source.cells)
+
+
+def test_a_notebook_with_nothing_after_its_tests_is_left_alone():
+    from grader.pipeline import DropUngradedTail
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("x")])
+    nb.cells[1].metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False,
+                                        "locked": True, "schema_version": 3}
+    out, _ = DropUngradedTail().preprocess(nb, {})
+    assert [c.source for c in out.cells] == ["x = 1", "x"]
