@@ -193,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         [str(config_dir), *filter(None, env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # kernels inherit it: fewer TensorFlow log lines
 
-    # SIGTERM behaves like Ctrl-C: the server and its kernels are stopped, the config removed.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM: the server and its kernels are stopped, the config removed. (SIGINT is
+    # set too, since a shell starting us in the background would have it ignored.)
+    handlers = {number: signal.signal(number, _interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
     server = None
     try:
         # A session of its own: Ctrl-C reaches the launcher only, which stops the server without
@@ -216,10 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grader.lab: {error}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C: cleanup goes on
+            signal.signal(stop_signal, signal.SIG_IGN)
         if server is not None:
             stop(server)
         shutil.rmtree(config_dir, ignore_errors=True)
+        for stop_signal, handler in handlers.items():
+            signal.signal(stop_signal, handler)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ submissions each run the network on the course photos.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -50,8 +51,9 @@ DOCS_SHOTS = REPOSITORY / "docs" / "screenshots"
 # screenshot of this run -> file under docs/screenshots/, copied when FACEREC_UPDATE_SCREENSHOTS=1
 DOC_SCREENSHOTS = {
     "04-student-validate-success.png": "student-validate.png",
-    "05-formgrader-submissions.png": "instructor-formgrader.png",
+    "06-formgrader-submissions.png": "instructor-formgrader.png",
 }
+DOC_SCREENSHOT_MAX_BYTES = 300_000
 
 CHROMIUM = os.environ.get("FACEREC_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling Google's services, which on a
@@ -124,6 +126,32 @@ def close_dialog(page) -> None:
     page.locator(".jp-Dialog").wait_for(state="detached", timeout=10_000)
 
 
+def listening(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) with a socket listening on `port`."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    found.append(address)
+    return found
+
+
+def kernel_processes(kernel_ids) -> list[int]:
+    """Processes whose command line names the connection file of one of these kernels."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if any(f"kernel-{kernel}.json" in command for kernel in kernel_ids):
+            pids.append(int(proc.name))
+    return pids
+
+
 def prompts(page) -> list[str]:
     return page.eval_on_selector_all(f"{CURRENT} .jp-CodeCell .jp-InputPrompt",
                                      "nodes => nodes.map(n => n.textContent.trim())")
@@ -158,7 +186,8 @@ def workspace():
         for example in EXAMPLES:
             if example.student in GRADED_EXAMPLES:
                 (submissions / example.student).mkdir(parents=True)
-                nbformat.write(build(example, student_notebook, solved), submissions / example.student / NOTEBOOK)
+                nbformat.write(build(example, student_notebook, solved),
+                               submissions / example.student / NOTEBOOK)
         yield type("Workspace", (), dict(
             root=root, student=student / NOTEBOOK, solved=source / NOTEBOOK, course=root / "course",
             submissions=submissions, out=Path(folder) / "grades", tmp=Path(folder)))
@@ -190,7 +219,8 @@ def lab(workspace):
         yield type("Lab", (), dict(url=url[0], port=int(url[1]), token=url[2],
                                    base=f"http://127.0.0.1:{url[1]}", launcher=launcher))
     finally:
-        launcher.send_signal(signal.SIGTERM)
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGTERM)
         try:
             launcher.wait(60)
         except subprocess.TimeoutExpired:
@@ -250,6 +280,7 @@ def graded(workspace):
 
 
 def test_launcher_serves_jupyterlab_with_nbgrader_on_localhost_behind_a_token(lab, page):
+    assert listening(lab.port) == ["0100007F"], "not on 127.0.0.1 only"  # 127.0.0.1, little-endian
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{lab.base}/api/status", timeout=10)
     assert refused.value.code == 403, "the server answers without its token"
@@ -298,8 +329,9 @@ def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, worksp
     # textContent, not innerText: cells out of view are not rendered (content-visibility), so
     # their innerText is empty
     text = "\n".join(outputs.all_text_contents())
-    tracebacks = [t for t in panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-                  .all_text_contents() if re.search(r"Traceback|^\w*(Error|Exception)\b", t, re.M)]
+    stderr = panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    tracebacks = [text for text in stderr.all_text_contents()
+                  if re.search(r"Traceback|^\w*(Error|Exception)\b", text, re.M)]
     assert not tracebacks, f"error outputs: {tracebacks[:3]}"
     assert TRIPLET_LOSS_OUTPUT in text
     assert "\u2718" not in text, "a check failed in the solved notebook"  # fr_checks' FAIL mark
@@ -322,11 +354,13 @@ def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, worksp
         context.drawImage(img, 0, 0);
         const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
         const seen = new Set();
-        for (let i = 0; i < pixels.length; i += 4 * 97) seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
+        for (let i = 0; i < pixels.length; i += 4 * 97)
+            seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
         return [img.naturalWidth, img.naturalHeight, seen.size];
     }""")
     assert width >= 400 and height >= 400 and colours >= 50, (width, height, colours)
-    cell.screenshot(path=str(SHOTS / "02-heatmap.png"))
+    cell.screenshot(path=str(SHOTS / "02-heatmap-cell.png"))
+    shot(page, "02-solved-notebook-heatmap.png")
 
     # What the kernel produced, as saved: no error output at all, every cell run
     page.get_by_role("menuitem", name="File", exact=True).click()
@@ -339,7 +373,8 @@ def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, worksp
         time.sleep(1)
     else:
         pytest.fail("the notebook was not saved with its outputs within 30 s")
-    errors = [(i, o.ename, o.evalue) for i in code_cells for o in saved.cells[i].outputs if o.output_type == "error"]
+    errors = [(i, output.ename, output.evalue) for i in code_cells
+              for output in saved.cells[i].outputs if output.output_type == "error"]
     assert not errors
     saved_images = sum("image/png" in o.get("data", {}) for i in code_cells for o in saved.cells[i].outputs)
     assert saved_images == len(images)
@@ -402,20 +437,22 @@ def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, works
     row.wait_for(timeout=30_000)
     assert row.locator("td.name").inner_text().strip() == ASSIGNMENT
     assert row.locator("td.num-submissions").inner_text().strip() == str(len(graded))
+    row.scroll_into_view_if_needed()
     shot(page, "05-formgrader-assignments.png")
 
     row.locator("td.num-submissions a").click()
     formgrader.get_by_role("heading", name="Manage Submissions").wait_for()
     shown = {}
     for student in graded:  # columns: name, id, timestamp, status, score, buttons
-        row = formgrader.locator("#main-table tr", has=formgrader.locator("td", has_text=re.compile(f"^{student}$")))
+        student_id = formgrader.locator("td", has_text=re.compile(f"^{student}$"))
+        row = formgrader.locator("#main-table tr", has=student_id)
         row.wait_for(timeout=30_000)
         cells = [text.strip() for text in row.locator("td").all_inner_texts()]
         shown[cells[1]] = (cells[3], cells[4])
     assert shown == {student: ("graded", f"{total:g} / 20") for student, total in graded.items()}
     assert formgrader.locator("#main-table tr").count() == len(graded), "students of another course?"
     formgrader.locator("#main-table").scroll_into_view_if_needed()
-    shot(page, "05-formgrader-submissions.png")
+    shot(page, "06-formgrader-submissions.png")
 
 
 def test_release_from_formgrader_shows_in_the_assignment_list(lab, page, workspace, graded):
@@ -425,7 +462,10 @@ def test_release_from_formgrader_shows_in_the_assignment_list(lab, page, workspa
     row.locator("td.release a").click()
     modal = formgrader.locator(".modal-dialog")
     modal.get_by_text(f"Successfully released '{ASSIGNMENT}'.").wait_for(timeout=60_000)
+    page.wait_for_timeout(500)  # the modal's fade-in
+    shot(page, "07-formgrader-released.png")
     modal.get_by_role("button", name="OK").click()
+    modal.wait_for(state="detached", timeout=10_000)
     assert row.locator("td.status").inner_text().strip() == "released"
 
     open_from_nbgrader_menu(page, "Assignment List")
@@ -434,13 +474,35 @@ def test_release_from_formgrader_shows_in_the_assignment_list(lab, page, workspa
     item.wait_for(timeout=30_000)
     assert "face_recognition" in item.inner_text()
     assert item.get_by_role("button", name="Fetch").is_visible()
-    shot(page, "06-assignment-list.png")
+    shot(page, "08-assignment-list.png")
 
 
 def test_readme_screenshots_come_from_this_run():
-    """Screenshots for docs/ were written by the steps above (and copied there on request)."""
+    """The screenshots the README shows were taken by the steps above, at 1280x800 and small
+    enough for the repository; FACEREC_UPDATE_SCREENSHOTS=1 copies them into docs/screenshots/."""
+    from PIL import Image
+
     for taken, kept in DOC_SCREENSHOTS.items():
         assert (SHOTS / taken).is_file(), f"{taken} was not taken"
+        with Image.open(SHOTS / taken) as image:
+            assert image.size == (VIEWPORT["width"], VIEWPORT["height"])
+        assert (SHOTS / taken).stat().st_size < DOC_SCREENSHOT_MAX_BYTES
         if os.environ.get("FACEREC_UPDATE_SCREENSHOTS") == "1":
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(SHOTS / taken, DOCS_SHOTS / kept)
+
+
+def test_stopping_the_launcher_stops_jupyterlab_and_its_kernels(lab):
+    """SIGTERM (what Ctrl-C does too) to the launcher: the server and every kernel it started end."""
+    request = urllib.request.Request(f"{lab.base}/api/kernels",
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        kernels = [kernel["id"] for kernel in json.load(answer)]
+    assert len(kernels) >= 2, "the two notebooks opened above each have a kernel"
+    lab.launcher.send_signal(signal.SIGTERM)
+    assert lab.launcher.wait(60) == 0
+    assert not listening(lab.port), "JupyterLab still listens"
+    deadline = time.monotonic() + 30
+    while (left := kernel_processes(kernels)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not left, f"kernel processes left running: {left}"
