@@ -416,6 +416,9 @@ def test_student_writes_the_answers_and_validates(lab, page, workspace):
         page.keyboard.press("Control+a")
         page.keyboard.insert_text(answer)  # as typed: no auto-indent, no closed brackets
         page.keyboard.press("Escape")
+    # back to the top, so that the screenshot shows the notebook's title rather than a solution
+    panel.locator(".jp-Notebook-cell").first.click()
+    panel.locator(".jp-Notebook-cell").first.scroll_into_view_if_needed()
     started = time.monotonic()
     result, message = validate(page, panel)  # saves the notebook first
     print(f"Validate (answered): {time.monotonic() - started:.0f} s")
