@@ -228,11 +228,19 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = TEMPLATE_SI
 
     Bilinear sampling; chip pixels that fall outside the photo are black.
     """
-    image = as_rgb(image)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (5, 2):
         raise ValueError(f"landmarks must be a (5, 2) array of (x, y) points, got shape {landmarks.shape}.")
-    chip_to_photo = similarity_transform(template_for_size(size), landmarks)
+    return warp_to_chip(image, similarity_transform(template_for_size(size), landmarks), size)
+
+
+def warp_to_chip(image: np.ndarray, chip_to_photo: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
+    """The (size, size, 3) uint8 chip whose pixel (x, y) samples `image` at chip_to_photo @ (x, y, 1).
+
+    Bilinear sampling; chip pixels that fall outside the photo are black.
+    """
+    image = as_rgb(image)
+    chip_to_photo = np.asarray(chip_to_photo, dtype=np.float64)
     linear, offset = chip_to_photo[:, :2], chip_to_photo[:, 2]
 
     source = Image.fromarray(image)
