@@ -101,6 +101,8 @@ def explain(error: BaseException) -> str:
     Only lines of notebook cells are named (never lines of library or grader code), so the
     message points at the learner's own code.
     """
+    if isinstance(getattr(error, "explained", None), str):  # already explained where it was raised
+        return error.explained
     message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     frames = traceback.extract_tb(error.__traceback__)
     while frames and frames[0].filename == __file__:  # this module's own frame comes first

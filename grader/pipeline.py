@@ -165,6 +165,9 @@ class StudentResult:
     seconds: float = 0.0
     status: str = "graded"
     feedback: Path | None = None
+    notes: list[str] = field(default_factory=list)      # what the student's feedback says went wrong
+    timings: dict[str, float] = field(default_factory=dict)  # where the seconds went (sandbox only)
+    resumed: bool = False                                # graded by an earlier, interrupted run
 
     @property
     def graded(self) -> bool:
@@ -186,13 +189,46 @@ class StudentResult:
 # ---------------------------------------------------------------- the course
 
 
-def load_config(root: Path):
-    """The settings of grader/nbgrader_config.py, for a course whose root is `root`."""
+# In `python -m grader.grade`, the notebook runs in the grader's sandbox (grader/sandbox.py)
+# instead of nbgrader's kernel, and the course files come from the sandbox, read-only.
+SANDBOX_AUTOGRADE = [
+    "grader.pipeline.DropUngradedTail",
+    "grader.sandbox.SandboxExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+
+def load_config(root: Path, sandbox: bool = False):
+    """The settings of grader/nbgrader_config.py, for a course whose root is `root` (with the
+    grader's sandbox instead of nbgrader's kernel when `sandbox`)."""
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(GRADER)).load_config()
     config.CourseDirectory.root = str(root)
+    if sandbox:
+        config.Autograde.autograde_preprocessors = list(SANDBOX_AUTOGRADE)
     return config
+
+
+def database_url(root: Path, url: str | None) -> str:
+    """The gradebook's SQLAlchemy URL: `url`, or nbgrader's SQLite file in the course folder.
+
+    SQLite waits up to two minutes for a lock instead of nbgrader's default five seconds, so
+    that parallel jobs take turns writing instead of failing.
+    """
+    if url:
+        return url
+    return f"sqlite:///{root / 'gradebook.db'}?timeout=120"
+
+
+def describe_database(url: str) -> str:
+    """A URL without its password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url).split("?")[0]
 
 
 class Course:
@@ -202,16 +238,20 @@ class Course:
     folders; it shares grader/source through a symbolic link.
     """
 
-    def __init__(self, root: Path | str | None = None, db_url: str | None = None, quiet: bool = True):
+    def __init__(self, root: Path | str | None = None, db_url: str | None = None, quiet: bool = True,
+                 sandbox: bool = False):
         self.root = Path(root).resolve() if root else GRADER
         self.root.mkdir(parents=True, exist_ok=True)
         if self.root != GRADER:
             source = self.root / "source"
-            if not source.exists():
-                source.symlink_to(GRADER / "source", target_is_directory=True)
-        config = load_config(self.root)
-        if db_url:
-            config.CourseDirectory.db_url = db_url
+            if not source.exists() and not source.is_symlink():
+                try:
+                    source.symlink_to(GRADER / "source", target_is_directory=True)
+                except FileExistsError:  # another grader of the same course made it meanwhile
+                    pass
+        config = load_config(self.root, sandbox=sandbox)
+        self.db_url = database_url(self.root, db_url)
+        config.CourseDirectory.db_url = self.db_url
         if quiet:  # nbgrader logs every file it copies; keep warnings and errors only
             config.NbGraderAPI.log_level = "WARN"
         from nbgrader.apps import NbGraderAPI
@@ -246,6 +286,14 @@ class Course:
             shutil.copyfile(notebook, dest / NOTEBOOK)
         return list(submissions)
 
+    def submit(self, student: str, text: str) -> None:
+        """Put `text` (a notebook, read and checked by grader.preflight) where nbgrader grades it."""
+        dest = self.path("submitted", student)
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        (dest / NOTEBOOK).write_text(text, encoding="utf-8")
+
     # ---- step 3: execute and score
     def autograde(self, student: str) -> StudentResult:
         """Run `student`'s notebook in a fresh kernel and record its scores in the gradebook.
@@ -275,6 +323,46 @@ class Course:
             notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
             return {grade.name: (float(grade.score), float(grade.max_score)) for grade in notebook.grades}
 
+    # ---- what an earlier run already graded (to resume an interrupted run)
+    def state_path(self, student: str) -> Path:
+        return self.root / "grading-state" / f"{student}.json"
+
+    def save_state(self, result: StudentResult, submission_sha256: str, fingerprint: str) -> None:
+        """Record that `result` is in the gradebook, for this submission and this grader version."""
+        import json
+
+        path = self.state_path(result.student)
+        path.parent.mkdir(exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({
+            "sha256": submission_sha256, "fingerprint": fingerprint, "seconds": result.seconds,
+            "notes": result.notes, "feedback": str(result.feedback) if result.feedback else None}))
+        os.replace(temporary, path)
+
+    def graded_before(self, student: str, submission_sha256: str, fingerprint: str) -> StudentResult | None:
+        """The result an earlier run recorded for this very submission and grader, if the gradebook
+        and the feedback still hold it; None otherwise."""
+        import json
+
+        try:
+            state = json.loads(self.state_path(student).read_text())
+        except (OSError, ValueError):
+            return None
+        if state.get("sha256") != submission_sha256 or state.get("fingerprint") != fingerprint:
+            return None
+        feedback = Path(state["feedback"]) if state.get("feedback") else None
+        if feedback is None or not feedback.exists():
+            return None
+        try:
+            cells = self.scores(student)
+        except Exception:  # not in the gradebook (a new database, say), or not every cell scored
+            return None
+        return StudentResult(student, cells=cells, seconds=float(state.get("seconds", 0)), feedback=feedback,
+                             notes=list(state.get("notes", [])), resumed=True)
+
+    def forget(self, student: str) -> None:
+        self.state_path(student).unlink(missing_ok=True)
+
     # ---- step 4: feedback
     def feedback(self, student: str) -> Path:
         self._check(self.api.generate_feedback(ASSIGNMENT, student, force=True),
@@ -292,10 +380,11 @@ class Course:
         table = out / "grades.csv"
         with open(table, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["student_id", *EXERCISES, "score", "max_score", "seconds", "status"])
+            writer.writerow(["student_id", *EXERCISES, "score", "max_score", "seconds", "status", "notes"])
             for r in results:
                 writer.writerow([r.student, *(f"{r.exercise(e)[0]:g}" for e in EXERCISES),
-                                 f"{r.score:g}", f"{r.max_score:g}", f"{r.seconds:.1f}", r.status])
+                                 f"{r.score:g}", f"{r.max_score:g}", f"{r.seconds:.1f}", r.status,
+                                 " | ".join(r.notes)])
         return table
 
 

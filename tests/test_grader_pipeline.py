@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from grader.grade import grade, summary
+from grader.grade import summary
 from grader.pipeline import (COURSE_FILES, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
                              StudentResult, UnlinkCourseFiles, find_submissions)
 
@@ -55,19 +55,47 @@ def test_course_files_are_linked_over_submitted_copies_and_unlinked_after(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_submission_that_is_not_a_notebook_is_reported_and_does_not_stop_grading(tmp_path):
-    submissions = tmp_path / "submissions"
-    (submissions / "broken").mkdir(parents=True)
-    (submissions / "broken" / NOTEBOOK).write_text("{ this is not json")
-    messages = []
-    results = grade(submissions, tmp_path / "out", tmp_path / "course", progress=messages.append)
-    assert [r.student for r in results] == ["broken"]
-    assert results[0].status.startswith("not graded:") and results[0].score == 0
-    assert "logs/broken.log" in results[0].status
-    rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
-    assert rows[0].startswith("student_id,triplet_loss,verify,who_is_it,score,max_score")
-    assert rows[1].startswith("broken,0,0,0,0,0,") and "not graded" in rows[1]
-    assert any("broken" in m for m in messages)
+@pytest.mark.parametrize("content, reason", [
+    (b"{ this is not json", "not a complete notebook: it is not valid JSON at line 1, column 3"),
+    (b'{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {', "it ends too early"),
+    (b"", "Your file is empty"),
+    (b'{"nbformat": 4}', "not a Jupyter notebook (it has no cells)"),
+    (b'{"cells": [], "nbformat": 2, "metadata": {}}', "format 2, which this grader cannot read"),
+])
+def test_a_file_that_is_not_a_notebook_is_rejected_with_a_reason(tmp_path, content, reason):
+    from grader.preflight import prepare
+
+    released = (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8")
+    path = tmp_path / NOTEBOOK
+    path.write_bytes(content)
+    prepared = prepare("broken", path, released)
+    assert prepared.rejected and reason in prepared.rejected and "0 points" in prepared.rejected
+    assert prepared.text == released  # graded as the empty notebook, so the feedback can say why
+
+
+def test_a_readable_notebook_is_cleaned_and_its_grading_metadata_put_back(tmp_path):
+    from grader.preflight import prepare
+
+    released = (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8")
+    nb = nbformat.reads(released, as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "verify_test_visible")
+    test.metadata.nbgrader.points = 200
+    test.metadata.nbgrader.grade = False
+    test.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2.0"}, execution_count=1)]
+    alien = nbformat.v4.new_code_cell("1")
+    alien.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "points": 100}
+    nb.cells.append(alien)
+    path = tmp_path / NOTEBOOK
+    path.write_text(nbformat.writes(nb).replace("Face recognition", "Face récognition"), encoding="cp1252")
+    prepared = prepare("ada", path, released)
+    assert prepared.rejected is None
+    again = nbformat.reads(prepared.text, as_version=4)
+    cell = next(c for c in again.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "verify_test_visible")
+    assert cell.metadata.nbgrader.points == 2 and cell.metadata.nbgrader.grade and cell.outputs == []
+    assert "nbgrader" not in again.cells[-1].metadata
+    notes = " ".join(prepared.notes)
+    assert "not UTF-8" in notes and "verify_test_visible" in notes and "another assignment" in notes
+    assert "Face récognition" in prepared.text
 
 
 def test_summary_table_has_a_column_per_exercise():

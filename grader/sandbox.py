@@ -1,0 +1,599 @@
+"""Running a submission in the grader's sandbox, from the grader's side.
+
+`SandboxExecute` takes the place of nbgrader's `Execute` preprocessor in `autograde` (see
+grader.pipeline.sandbox_config): nbgrader still sanitizes the notebook, puts back deleted test
+cells and test code, scores every graded cell from its outputs, saves the grades and writes the
+feedback. Only the execution differs:
+
+- the notebook runs in a fresh kernel forked from the zygote (grader/zygote.py), isolated, with
+  limits per cell, per notebook and on memory;
+- a hidden test cell is never sent to the kernel. When the notebook reaches it, the hidden tests
+  run here, in the grader's process (grader.hidden with a `RemoteStudent`), and only each call of
+  the student's function goes to the kernel. Test code, expected values and comparisons never
+  exist in the student's process;
+- what the kernel sends back is validated: a test cell must end with its score; text of the
+  hidden tests or of the solutions is removed from any output;
+- what went wrong (a time limit, a crash, a replaced library, a file that was not a notebook)
+  is written in a note at the top of the graded notebook, so the student's feedback says it.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from nbgrader import utils as nbutils
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from grader import hidden, wire
+
+GRADER = Path(__file__).resolve().parent
+REPOSITORY = GRADER.parent
+HIDDEN_FUNCTIONS = ("check_triplet_loss", "check_verify", "check_who_is_it")
+INTERRUPT_GRACE = 3.0   # seconds a kernel gets to stop a cell after an interrupt
+START_TIMEOUT = 60.0
+SIGNALS = {signal.SIGSEGV: "a segmentation fault (SIGSEGV): the process crashed",
+           signal.SIGKILL: "SIGKILL: killed, for instance for using too much memory",
+           signal.SIGABRT: "SIGABRT: the process aborted",
+           signal.SIGBUS: "SIGBUS: a memory access error", signal.SIGFPE: "SIGFPE: an arithmetic error",
+           signal.SIGXCPU: "SIGXCPU: the CPU-time limit", signal.SIGTERM: "SIGTERM",
+           signal.SIGINT: "SIGINT"}
+
+
+class KernelDied(BaseException):
+    """The kernel ended; `reason` says how, in plain words."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KernelTimeout(BaseException):
+    """A request ran out of time. `stopped`: the kernel stopped the cell when interrupted (it is
+    still usable); `reply`: its answer then, if any."""
+
+    def __init__(self, stopped: bool, reply: dict | None = None):
+        super().__init__("time limit")
+        self.stopped, self.reply = stopped, reply
+
+
+# ---------------------------------------------------------------- settings and the current job
+
+
+@dataclass
+class SandboxSettings:
+    socket: str
+    encodings: str
+    cell_timeout: float = 120.0
+    notebook_timeout: float = 600.0
+    memory_bytes: int = 6 << 30
+    threads: int = 1
+    threshold: float = 0.0    # the course's DISTANCE_THRESHOLD, as the kernels see it
+
+    def limits_text(self) -> str:
+        return (f"{self.cell_timeout:g} s per cell, {self.notebook_timeout:g} s per notebook, "
+                f"{self.memory_bytes / (1 << 30):g} GB of memory")
+
+
+@dataclass
+class Job:
+    """What the worker tells SandboxExecute about the submission it is grading."""
+
+    student: str
+    settings: SandboxSettings
+    log: Path
+    rejected: str | None = None            # why the file is not graded at all (not a notebook...)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    cells: list[dict] = field(default_factory=list)   # per cell: kind, seconds
+
+
+CURRENT: Job | None = None
+
+
+# ---------------------------------------------------------------- the zygote, from the grading command
+
+
+class Zygote:
+    """The zygote process of a grading run (see grader/zygote.py)."""
+
+    def __init__(self, hidden_paths: list[Path], log: Path):
+        self.folder = Path(tempfile.mkdtemp(prefix="fr-zygote-"))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(log, "a")
+        environment = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
+        environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        command = [sys.executable, "-m", "grader.zygote", "--dir", str(self.folder)]
+        for path in hidden_paths:
+            command += ["--hidden", str(Path(path).resolve())]
+        self.process = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
+                                        stderr=self.log, stdin=subprocess.DEVNULL, text=True)
+        line = self.process.stdout.readline()
+        try:
+            self.ready = json.loads(line)
+        except ValueError:
+            self.close()
+            raise RuntimeError(f"the grading sandbox did not start (see {log})") from None
+        self.socket, self.encodings = self.ready["socket"], self.ready["encodings"]
+        self.isolation = self.ready["isolation"]
+
+    def settings(self, **limits) -> SandboxSettings:
+        return SandboxSettings(socket=self.socket, encodings=self.encodings, threshold=self.ready["threshold"],
+                               **limits)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- one kernel
+
+
+class KernelSession:
+    """A kernel forked for one submission, and the requests sent to it."""
+
+    def __init__(self, settings: SandboxSettings, notebook_text: str, log: Path):
+        self.settings = settings
+        self.status = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.channel, theirs = socket.socketpair()
+        self.pidfd = None
+        self.dead: str | None = None
+        self.tampered: list[str] = []
+        with open(log, "a") as handle:
+            try:
+                self.status.connect(settings.socket)
+                socket.send_fds(self.status, [b"F"], [theirs.fileno(), handle.fileno()])
+                wire.send(self.status, {
+                    "notebook_name": "Face_Recognition.ipynb", "notebook": notebook_text,
+                    "memory_bytes": settings.memory_bytes, "threads": settings.threads,
+                    "cpu_seconds": int(settings.notebook_timeout * max(settings.threads, 1) + 60)})
+            finally:
+                theirs.close()
+        message, fds, _, _ = _receive_fds(self.status, time.monotonic() + START_TIMEOUT)
+        event = json.loads(message)
+        if event.get("event") != "started" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError(event.get("message") or "the sandbox did not start a kernel")
+        self.pidfd = fds[0]
+
+    def signal(self, number: int):
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, number)
+            except ProcessLookupError:
+                pass
+
+    def request(self, message: dict, seconds: float) -> dict:
+        """Send `message`, wait for the reply at most `seconds`; on time-out interrupt the kernel,
+        and kill it if it does not stop. Raises KernelTimeout or KernelDied."""
+        if self.dead:
+            raise KernelDied(self.dead)
+        try:
+            wire.send(self.channel, message)
+            return wire.receive(self.channel, time.monotonic() + max(seconds, 0.0))
+        except wire.ChannelTimeout:
+            self.signal(signal.SIGUSR1)  # init turns it into SIGINT: KeyboardInterrupt in the cell
+            try:
+                reply = wire.receive(self.channel, time.monotonic() + INTERRUPT_GRACE)
+                raise KernelTimeout(stopped=True, reply=reply) from None
+            except wire.ChannelTimeout:
+                self.kill("it did not stop when interrupted after the time limit")
+                raise KernelTimeout(stopped=False) from None
+            except (wire.ChannelClosed, OSError):
+                raise KernelDied(self._died()) from None
+        except (wire.ChannelClosed, OSError):
+            raise KernelDied(self._died()) from None
+        except wire.ProtocolError as error:
+            self.kill(f"it sent the grader something that is not a reply ({error})")
+            raise KernelDied(self.dead) from None
+
+    def kill(self, reason: str):
+        self.signal(signal.SIGKILL)
+        self.dead = self.dead or reason
+
+    def _died(self) -> str:
+        if self.dead:
+            return self.dead
+        reason = "it ended without saying why"
+        try:
+            event = wire.receive(self.status, time.monotonic() + 5)
+            status = int(event.get("status", -1))
+            if os.WIFSIGNALED(status):
+                number = os.WTERMSIG(status)
+                reason = f"it was ended by {SIGNALS.get(number, f'signal {number}')}"
+            elif os.WIFEXITED(status):
+                reason = (f"it exited with status {os.WEXITSTATUS(status)} (os._exit(), or a library "
+                          "that ended the process)")
+        except (wire.ChannelTimeout, wire.ChannelClosed, wire.ProtocolError, OSError, ValueError):
+            pass
+        self.dead = reason
+        return reason
+
+    def close(self):
+        if not self.dead:
+            try:
+                wire.send(self.channel, {"op": "bye"})
+                wire.receive(self.channel, time.monotonic() + 2)
+            except (wire.ChannelClosed, wire.ChannelTimeout, wire.ProtocolError, OSError):
+                pass
+        self.signal(signal.SIGKILL)
+        for closing in (self.channel, self.status):
+            closing.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _receive_fds(sock: socket.socket, deadline: float):
+    sock.settimeout(max(deadline - time.monotonic(), 0.1))
+    try:
+        return socket.recv_fds(sock, 4096, 2)
+    except socket.timeout:
+        raise RuntimeError("the sandbox did not start a kernel in time") from None
+    finally:
+        sock.settimeout(None)
+
+
+# ---------------------------------------------------------------- the hidden tests' view of the kernel
+
+
+class StudentCodeError(Exception):
+    """An error raised by the student's function in the kernel (named like the original)."""
+
+
+_ERROR_TYPES: dict[str, type] = {}
+
+
+def _remote_error(type_name: str, explained: str) -> StudentCodeError:
+    name = type_name if type_name.isidentifier() else "Error"
+    if name not in _ERROR_TYPES:
+        _ERROR_TYPES[name] = type(name, (StudentCodeError,), {})
+    error = _ERROR_TYPES[name](explained)
+    error.explained = explained
+    return error
+
+
+class CellOutOfTime(BaseException):
+    """The hidden test cell used up its time: it stops, as a cell would."""
+
+
+class RemoteStudent(hidden.Student):
+    def __init__(self, session: KernelSession, photos: hidden.Photos, deadline: float):
+        self.session, self._photos, self.deadline = session, photos, deadline
+
+    def _request(self, message: dict) -> dict:
+        try:
+            reply = self.session.request(message, self.deadline - time.monotonic())
+        except KernelTimeout:
+            raise CellOutOfTime() from None
+        if "failed" in reply:
+            raise KernelDied(f"the kernel could not run a hidden test: {reply['failed']}")
+        self.session.tampered += [name for name in reply.get("tampered", []) if name not in self.session.tampered]
+        return reply
+
+    def function(self, name):
+        return name if self._request({"op": "defined", "name": name}).get("callable") else None
+
+    def photos(self):
+        return self._photos
+
+    def call(self, function, *args, cached=False, threshold=None, watch=None):
+        reply = self._request({"op": "call", "name": function, "args": wire.encode_arguments(list(args)),
+                               "cached": cached, "threshold": threshold, "watch": watch})
+        printed = str(reply.get("printed", ""))  # captured for the checks, never shown
+        if "error" in reply:
+            error = reply["error"]
+            raise _remote_error(str(error.get("type", "Error")), str(error.get("explained", "")))
+        value = wire.decode_result(reply.get("value"))
+        gradient = reply.get("gradient")
+        return hidden.Called(value, printed, None if gradient is None else wire.decode_result(gradient))
+
+    def tensor(self, array):
+        return wire.Tensor(array)
+
+    def is_tensor(self, value):
+        return isinstance(value, wire.RemoteTensor)
+
+
+_PHOTOS: dict[tuple, hidden.Photos] = {}
+
+
+def course_photos(path: str, threshold: float) -> hidden.Photos:
+    """The course photos' encodings the zygote computed, for the hidden tests in this process."""
+    if (path, threshold) not in _PHOTOS:
+        with np.load(path) as data:
+            _PHOTOS[path, threshold] = hidden.Photos(wire.MODEL, {key: data[key] for key in data.files}, threshold)
+    return _PHOTOS[path, threshold]
+
+
+def hidden_calls(source: str) -> list[tuple[str, float]]:
+    """The hidden tests a hidden test cell runs: [(function name, points)], read (never run) from
+    its source, which is the instructor's (nbgrader puts it back from the gradebook)."""
+    calls = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in HIDDEN_FUNCTIONS:
+            points = next((k.value for k in node.keywords if k.arg == "points"), None)
+            value = points.value if isinstance(points, ast.Constant) else 4
+            calls.append((node.func.id, float(value)))
+    if not calls:
+        raise ValueError("a hidden test cell that calls none of " + ", ".join(HIDDEN_FUNCTIONS))
+    return calls
+
+
+def is_hidden_test(cell) -> bool:
+    return nbutils.is_grade(cell) and "BEGIN HIDDEN TESTS" in cell.source
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _error(ename: str, evalue: str) -> dict:
+    from nbformat.v4 import new_output
+
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _stream(text: str) -> dict:
+    from nbformat.v4 import new_output
+
+    return new_output("stream", name="stdout", text=text)
+
+
+def _outputs(items) -> list:
+    """Outputs received from a kernel, checked to be well-formed nbformat outputs."""
+    from nbformat import from_dict
+    from nbformat.validator import ValidationError, validate
+
+    outputs = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            node = from_dict(item)
+            validate(node, ref="output", version=4)
+        except (ValidationError, Exception):
+            node = _error("GraderError", "the kernel sent an output the grader could not read")
+        outputs.append(node)
+    return outputs
+
+
+def _secret_lines() -> set[str]:
+    """Lines of the hidden tests, the reference answers and the solutions (20+ characters)."""
+    import nbformat
+
+    texts = [(GRADER / name).read_text(encoding="utf-8") for name in ("hidden.py", "reference.py")]
+    source = nbformat.read(GRADER / "source" / "Face_Recognition" / "Face_Recognition.ipynb", as_version=4)
+    for cell in source.cells:
+        if "BEGIN SOLUTION" in cell.source or "BEGIN HIDDEN TESTS" in cell.source:
+            texts.append(cell.source)
+    return {line.strip() for text in texts for line in text.splitlines() if len(line.strip()) >= 20}
+
+
+_SECRETS: set[str] | None = None
+REMOVED = "[removed by the grader: text of the hidden tests or of the solutions]"
+
+
+def scrub(text: str) -> tuple[str, bool]:
+    """`text` without lines of the hidden tests or solutions (a student printing them)."""
+    global _SECRETS
+    if _SECRETS is None:
+        _SECRETS = _secret_lines()
+    lines = text.split("\n")
+    found = False
+    for index, line in enumerate(lines):
+        if len(line.strip()) >= 20 and line.strip() in _SECRETS:
+            lines[index], found = REMOVED, True
+    return "\n".join(lines), found
+
+
+def _scrub_outputs(outputs) -> bool:
+    found = False
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            output["text"], hit = scrub(output["text"])
+            found |= hit
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            for mime, value in list(output.get("data", {}).items()):
+                if isinstance(value, str) and mime.startswith("text/"):
+                    output["data"][mime], hit = scrub(value)
+                    found |= hit
+        elif output.get("output_type") == "error":
+            output["evalue"], hit = scrub(output.get("evalue", ""))
+            found |= hit
+            output["traceback"] = [scrub(line)[0] for line in output.get("traceback", [])]
+    return found
+
+
+def _score_of(cell) -> float | None:
+    for output in cell.outputs:
+        if output.output_type == "execute_result":
+            text = output.get("data", {}).get("text/plain", "")
+            try:
+                return float(text if isinstance(text, str) else "".join(text))
+            except ValueError:
+                return None
+    return None
+
+
+# ---------------------------------------------------------------- the nbgrader preprocessor
+
+
+class SandboxExecute(NbGraderPreprocessor):
+    """nbgrader's Execute step, in the grader's sandbox (see the module's documentation)."""
+
+    def preprocess(self, nb, resources):
+        job = CURRENT
+        if job is None:
+            raise RuntimeError("SandboxExecute runs inside `python -m grader.grade` only (no job was set)")
+        started = time.perf_counter()
+        notes = list(job.notes)
+        if job.rejected:
+            self._reject(nb, job)
+            notes.insert(0, job.rejected)
+        else:
+            notes += self._run(nb, job)
+        job.timings["execute"] = time.perf_counter() - started
+        if notes:
+            from nbformat.v4 import new_markdown_cell
+
+            cell = new_markdown_cell("**Grader's notes**\n\n" + "\n".join(f"- {n}" for n in notes))
+            cell["id"] = "grader-notes"
+            nb.cells.insert(0, cell)
+        job.notes = notes
+        return nb, resources
+
+    @staticmethod
+    def _reject(nb, job: Job):
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+                if nbutils.is_grade(cell):
+                    cell.outputs = [_error("SubmissionNotGraded", job.rejected)]
+
+    def _run(self, nb, job: Job) -> list[str]:
+        settings = job.settings
+        notes: list[str] = []
+        start = time.monotonic()
+        deadline = start + settings.notebook_timeout
+        kernel_start = time.perf_counter()
+        session = KernelSession(settings, _notebook_text(nb), job.log)
+        job.timings["kernel start"] = time.perf_counter() - kernel_start
+        photos = course_photos(settings.encodings, settings.threshold)
+        number = 0
+        scrubbed = False
+        try:
+            for cell in nb.cells:
+                if cell.cell_type != "code":
+                    continue
+                number += 1
+                cell.outputs, cell.execution_count = [], None
+                kind = ("hidden" if is_hidden_test(cell) else "test" if nbutils.is_grade(cell) else
+                        "answer" if nbutils.is_solution(cell) else
+                        cell.metadata.get("nbgrader", {}).get("grade_id") or "code")
+                if session.dead:
+                    if nbutils.is_grade(cell):
+                        cell.outputs = [_error("CellNotRun", f"not run: the notebook had stopped ({session.dead})")]
+                    continue
+                budget = min(settings.cell_timeout, deadline - time.monotonic())
+                if budget <= 0:
+                    session.kill(f"the notebook used up its time limit ({settings.notebook_timeout:g} s)")
+                    notes.append(f"Your notebook took longer than {settings.notebook_timeout:g} s in all and "
+                                 f"was stopped before code cell {number}; the cells after it were not run.")
+                    if nbutils.is_grade(cell):
+                        cell.outputs = [_error("CellNotRun", f"not run: {session.dead}")]
+                    continue
+                began = time.perf_counter()
+                if kind == "hidden":
+                    self._judge(cell, session, photos, time.monotonic() + budget, settings)
+                else:
+                    self._execute(cell, session, budget, settings, kind, number, notes)
+                seconds = time.perf_counter() - began
+                job.cells.append({"kind": kind, "seconds": seconds, "number": number})
+                scrubbed |= _scrub_outputs(cell.outputs)
+                if session.dead and not any(session.dead in n for n in notes):
+                    notes.append(f"Your notebook's process stopped during code cell {number}: {session.dead}. "
+                                 "The cells after it were not run, and their tests got no points.")
+        finally:
+            session.close()
+        if session.tampered:
+            notes.append("Your code replaced parts of the libraries the tests use ("
+                         + ", ".join(sorted(set(session.tampered))[:12])
+                         + "). They were put back before the tests ran: tests always use the originals.")
+        if scrubbed:
+            notes.append("Some output showed text of the hidden tests or of the solutions; it was removed.")
+        return notes
+
+    @staticmethod
+    def _execute(cell, session: KernelSession, budget: float, settings, kind: str, number: int, notes: list):
+        test = kind == "test"
+        try:
+            reply = session.request({"op": "run", "source": cell.source, "test": test}, budget)
+            if "failed" in reply:
+                raise KernelDied(f"the kernel could not run the cell ({reply['failed']})")
+            cell.outputs = _outputs(reply.get("outputs"))
+            cell.execution_count = reply.get("count") if isinstance(reply.get("count"), int) else None
+            session.tampered += [n for n in reply.get("tampered", []) if n not in session.tampered]
+        except KernelTimeout as timeout:
+            if timeout.reply:
+                cell.outputs = [o for o in _outputs(timeout.reply.get("outputs"))
+                                if not (o.output_type == "error" and o.ename == "KeyboardInterrupt")]
+            cell.outputs.append(_error("CellTimeoutError", f"this cell ran for more than {budget:.0f} s and "
+                                       "was stopped (the time limit of a cell)"))
+            notes.append(f"Code cell {number} ran for more than {budget:.0f} s and was stopped"
+                         + ("." if timeout.stopped else "; it did not stop when asked, so the notebook's "
+                            "process was ended and the cells after it were not run."))
+        except KernelDied as died:
+            cell.outputs.append(_error("KernelDied", f"the notebook's process stopped while this cell ran: {died.reason}"))
+        if any(o.output_type == "error" and o.ename == "MemoryError" for o in cell.outputs):
+            notes.append(f"Code cell {number} ran out of memory (the limit is "
+                         f"{settings.memory_bytes / (1 << 30):g} GB).")
+        if test and not any(o.output_type == "error" for o in cell.outputs):
+            score = _score_of(cell)
+            points = float(cell.metadata["nbgrader"].get("points", 0))
+            if score is None or not 0 <= score <= points:
+                cell.outputs.append(_error("GraderError", "this test cell did not end with its score (0 to "
+                                           f"{points:g}), so it gets no points"))
+
+    @staticmethod
+    def _judge(cell, session: KernelSession, photos, deadline: float, settings):
+        calls = hidden_calls(cell.source)
+        student = RemoteStudent(session, photos, deadline)
+        printed = io.StringIO()
+        total, failure = 0.0, None
+        with contextlib.redirect_stdout(printed):
+            try:
+                for name, points in calls:
+                    total += float(getattr(hidden, name)(student, points=points))
+            except CellOutOfTime:
+                failure = _error("CellTimeoutError", "the hidden tests of this exercise took more than "
+                                 f"{settings.cell_timeout:g} s and were stopped: your function is too slow "
+                                 "or never returns")
+            except KernelDied as died:
+                failure = _error("KernelDied", f"the notebook's process stopped during the hidden tests: {died.reason}")
+        from nbformat.v4 import new_output
+
+        cell.outputs = [_stream(printed.getvalue())] if printed.getvalue() else []
+        if failure:
+            cell.outputs.append(failure)
+        else:
+            cell.outputs.append(new_output("execute_result", data={"text/plain": repr(round(total, 4))},
+                                           execution_count=None))
+
+
+def _notebook_text(nb) -> str:
+    """The notebook as the kernel's folder holds it: hidden test cells without their code."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and is_hidden_test(cell):
+            cell.source = "# Hidden tests: run by the grader, outside this notebook."
+    return nbformat.writes(nb)
