@@ -20,8 +20,9 @@ The README's screenshots come from this test's own run:
 
 copies the two it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
 
-About 4 minutes on 2 CPU cores: running the solved notebook, two validations and grading two
-submissions each run the network on the course photos.
+About 2.5 minutes on 2 CPU cores (up to 4 on a busy machine): running the solved notebook
+(about 35 s), two validations (about 30 s each) and grading two submissions (about 30 s) each
+run the network on the course photos.
 """
 from __future__ import annotations
 
@@ -139,17 +140,17 @@ def listening(port: int) -> list[str]:
     return found
 
 
-def kernel_processes(kernel_ids) -> list[int]:
-    """Processes whose command line names the connection file of one of these kernels."""
-    pids = []
+def running_kernels(kernel_ids) -> set[str]:
+    """The kernels among these with a process running (its command line names the kernel's
+    connection file)."""
+    running = set()
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if any(f"kernel-{kernel}.json" in command for kernel in kernel_ids):
-            pids.append(int(proc.name))
-    return pids
+        running.update(kernel for kernel in kernel_ids if f"kernel-{kernel}.json" in command)
+    return running
 
 
 def prompts(page) -> list[str]:
@@ -291,8 +292,37 @@ def test_launcher_serves_jupyterlab_with_nbgrader_on_localhost_behind_a_token(la
     assert {"Assignment List", "Course List", "Formgrader"} <= set(items), items
     page.keyboard.press("Escape")
     # no "Would you like to get notified about official Jupyter news?" over the notebook
+    notification = "@jupyterlab/apputils-extension:notification"
+    request = urllib.request.Request(f"{lab.base}/lab/api/settings/{notification}",
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        # the launcher's overrides become the schema's defaults
+        assert json.load(answer)["schema"]["properties"]["fetchNews"]["default"] == "false"
     assert page.get_by_text("official Jupyter news").count() == 0
     shot(page, "00-jupyterlab.png")
+
+
+def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
+    """The nbgrader_config.py the launcher writes: the course's own settings (the 5-minute cell
+    timeout that Validate needs too; nbgrader's default is 30 s), then this course and exchange."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from grader.lab import nbgrader_config
+
+    (tmp_path / "nbgrader_config.py").write_text(nbgrader_config(workspace.course, tmp_path / "exchange"))
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    assert config.CourseDirectory.root == str(workspace.course)
+    assert config.CourseDirectory.course_id == "face_recognition"
+    assert config.Exchange.root == str(tmp_path / "exchange")
+    assert config.Execute.timeout == 300
+
+
+def test_launcher_refuses_a_course_outside_the_folder_it_serves(workspace):
+    done = subprocess.run([sys.executable, "-m", "grader.lab", "--root", str(workspace.root / "student"),
+                           "--course", str(workspace.course)],
+                          cwd=REPOSITORY, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "is not inside" in done.stderr and "formgrader" in done.stderr
 
 
 def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, workspace):
@@ -497,15 +527,23 @@ def test_readme_screenshots_come_from_this_run():
 
 def test_stopping_the_launcher_stops_jupyterlab_and_its_kernels(lab):
     """SIGTERM (what Ctrl-C does too) to the launcher: the server and every kernel it started end."""
-    request = urllib.request.Request(f"{lab.base}/api/kernels",
-                                     headers={"Authorization": f"token {lab.token}"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        kernels = [kernel["id"] for kernel in json.load(answer)]
-    assert len(kernels) >= 2, "the two notebooks opened above each have a kernel"
+    def kernels_api(method: str = "GET"):
+        request = urllib.request.Request(f"{lab.base}/api/kernels", method=method,
+                                         data=b"{}" if method == "POST" else None,
+                                         headers={"Authorization": f"token {lab.token}"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.load(answer)
+
+    kernels_api("POST")  # one more kernel, besides those of the notebooks opened above
+    kernels = {kernel["id"] for kernel in kernels_api()}
+    deadline = time.monotonic() + 60
+    while running_kernels(kernels) != kernels and time.monotonic() < deadline:
+        time.sleep(1)
+    assert running_kernels(kernels) == kernels, "a kernel without its process"
     lab.launcher.send_signal(signal.SIGTERM)
     assert lab.launcher.wait(60) == 0
     assert not listening(lab.port), "JupyterLab still listens"
     deadline = time.monotonic() + 30
-    while (left := kernel_processes(kernels)) and time.monotonic() < deadline:
+    while (left := running_kernels(kernels)) and time.monotonic() < deadline:
         time.sleep(1)
     assert not left, f"kernel processes left running: {left}"
