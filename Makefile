@@ -5,7 +5,7 @@
 PY := .venv/bin/python
 SUBMISSIONS ?=
 
-.PHONY: grade test setup bench
+.PHONY: grade test setup bench lab
 grade: setup
 	$(PY) -m grader.grade $(SUBMISSIONS)
 
@@ -15,6 +15,9 @@ test: setup
 
 setup:
 	@bash scripts/setup.sh
+
+lab: setup
+	$(PY) -m grader.lab $(LAB_ARGS)
 
 bench: setup
 	$(PY) bench/encode_speed.py
