@@ -68,12 +68,17 @@ class CellOutputs:
             if len(last["text"]) >= MAX_STREAM_CHARS:
                 return
             if len(last["text"]) + len(text) > MAX_STREAM_CHARS:
+                self.truncated = True
                 text = text[:MAX_STREAM_CHARS - len(last["text"])] + \
                     f"\n[{name} truncated by the grader: more than {MAX_STREAM_CHARS:,} characters]\n"
             if self._room(len(text)):
                 last["text"] += text
-        elif self._room(len(text)):
-            self.items.append({"output_type": "stream", "name": name, "text": text[:MAX_STREAM_CHARS]})
+        elif self._room(min(len(text), MAX_STREAM_CHARS)):
+            if len(text) > MAX_STREAM_CHARS:
+                self.truncated = True
+                text = text[:MAX_STREAM_CHARS] + \
+                    f"\n[{name} truncated by the grader: more than {MAX_STREAM_CHARS:,} characters]\n"
+            self.items.append({"output_type": "stream", "name": name, "text": text})
 
     def data(self, kind: str, data: dict, metadata: dict, count: int | None = None):
         data, metadata = _plain(data), _plain(metadata)
@@ -210,6 +215,12 @@ class Pristine:
         self.builtins = dict(vars(builtins))
         self.fr_checks_code = fr_checks_code
         self.displayhook, self.excepthook = sys.displayhook, sys.excepthook
+        helpers = self.modules.get("fr_checks")
+        # The helpers' classes too: a class can be changed in place (Checks.score = ...).
+        self.classes = {f"fr_checks.{name}": (value, dict(vars(value))) for name, value in vars(helpers).items()
+                        if isinstance(value, type) and value.__module__ == "fr_checks"} if helpers else {}
+        self.originals = {name: getattr(helpers, name, None) for name in TEST_HELPERS}
+        self.given: dict[str, object] = {}
 
     def restore(self) -> list[str]:
         """Put every replaced or removed attribute back; return their names ("numpy.isclose")."""
@@ -231,6 +242,15 @@ class Pristine:
                     current[key] = value
             for key in [k for k in current if k not in saved]:
                 del current[key]
+        for name, (cls, saved) in self.classes.items():
+            current = dict(vars(cls))
+            for key, value in saved.items():
+                if key not in current or current[key] is not value:
+                    changed.append(f"{name}.{key}")
+                    setattr(cls, key, value)
+            for key in [k for k in current if k not in saved]:
+                changed.append(f"{name}.{key}")
+                delattr(cls, key)
         return changed
 
     def fresh_helpers(self) -> types.ModuleType:
@@ -241,16 +261,22 @@ class Pristine:
         exec(self.fr_checks_code, module.__dict__)
         return module
 
-    def rebind(self, namespace: dict):
-        """Point the notebook's names of the test helpers and libraries at unmodified objects."""
+    def rebind(self, namespace: dict) -> list[str]:
+        """Point the notebook's names of the test helpers and libraries at unmodified objects;
+        return the names the notebook had bound to something else."""
         helpers = self.fresh_helpers()
+        replaced = []
         for name in TEST_HELPERS:
             if name in namespace:
-                namespace[name] = getattr(helpers, name)
+                if namespace[name] is not self.originals.get(name) and namespace[name] is not self.given.get(name):
+                    replaced.append(f"{name} (defined in the notebook)")
+                namespace[name] = self.given[name] = getattr(helpers, name)
         for name, module in (("np", "numpy"), ("tf", "tensorflow")):
             if name in namespace and module in self.modules:
+                if namespace[name] is not self.modules[module]:
+                    replaced.append(f"{name} (bound in the notebook)")
                 namespace[name] = self.modules[module]
-        return helpers
+        return replaced
 
 
 # ---------------------------------------------------------------- the hidden tests' model
@@ -328,13 +354,13 @@ class Kernel:
         tampered = []
         if test:
             tampered = self.pristine.restore()
-            self.pristine.rebind(self.shell.user_ns)
+            tampered += self.pristine.rebind(self.shell.user_ns)
         count = self.shell.execution_count
         start = time.perf_counter()
         with self.capture() as outputs:
             self.shell.run_cell(source, store_history=True)
         return {"outputs": outputs.items, "count": count, "seconds": time.perf_counter() - start,
-                "tampered": tampered}
+                "tampered": tampered, "truncated": outputs.truncated}
 
     def defined(self, name: str) -> dict:
         return {"callable": callable(self.shell.user_ns.get(name))}

@@ -221,9 +221,17 @@ def database_url(root: Path, url: str | None) -> str:
     SQLite waits up to two minutes for a lock instead of nbgrader's default five seconds, so
     that parallel jobs take turns writing instead of failing.
     """
-    if url:
-        return url
-    return f"sqlite:///{root / 'gradebook.db'}?timeout=120"
+    if not url:
+        return f"sqlite:///{root / 'gradebook.db'}?timeout=120"
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        # SQLAlchemy 2.1 reads a plain postgresql:// URL with psycopg 3; use psycopg2 when only it is here.
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
 
 
 def describe_database(url: str) -> str:

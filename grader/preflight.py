@@ -66,7 +66,8 @@ def prepare(student: str, path: Path, released: str) -> Prepared:
         raw = json.loads(text)
     except ValueError as error:
         at = f" at line {error.lineno}, column {error.colno}" if hasattr(error, "lineno") else ""
-        ending = " (it ends too early: the file was cut off)" if getattr(error, "pos", 0) >= len(text.rstrip()) - 1 else ""
+        cut = text.lstrip().startswith("{") and not text.rstrip().endswith("}")
+        ending = " (it ends too early: the file was cut off, by an interrupted download or save)" if cut else ""
         return _reject(student, path, digest, released,
                        f"Your file is not a complete notebook: it is not valid JSON{at}{ending}.")
     if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw):
@@ -94,7 +95,9 @@ def _normalise(nb, released) -> list[str]:
     """Clear outputs; give every cell the grading metadata it was released with."""
     metadata = {cell.metadata["nbgrader"]["grade_id"]: cell.metadata["nbgrader"]
                 for cell in released.cells if "nbgrader" in cell.metadata}
-    notes, changed, unknown = [], set(), 0
+    sources = {cell.metadata["nbgrader"]["grade_id"]: cell.source
+               for cell in released.cells if "nbgrader" in cell.metadata}
+    notes, changed, unknown, edited, seen = [], set(), 0, set(), {}
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") == "code":
             cell.outputs, cell.execution_count = [], None
@@ -107,6 +110,9 @@ def _normalise(nb, released) -> list[str]:
                     {k: v for k, v in metadata[grade_id].items() if k != "checksum"}:
                 changed.add(grade_id)
             cell.metadata["nbgrader"] = copy.deepcopy(metadata[grade_id])
+            if metadata[grade_id].get("locked") and cell.get("source") != sources[grade_id]:
+                edited.add(grade_id)
+            seen[grade_id] = seen.get(grade_id, 0) + 1
         else:
             del cell.metadata["nbgrader"]
             unknown += 1
@@ -115,6 +121,12 @@ def _normalise(nb, released) -> list[str]:
     if changed:
         notes.append("The grading information of these cells had been edited and was put back as "
                      f"released: {', '.join(sorted(changed))}.")
+    if edited:
+        notes.append(f"These read-only cells had been edited; they ran as released: {', '.join(sorted(edited))}.")
+    duplicated = sorted(name for name, count in seen.items() if count > 1)
+    if duplicated:
+        notes.append(f"Several cells share the id {', '.join(duplicated)}: only the last of them is graded, "
+                     "the others run as ordinary cells.")
     if unknown:
         notes.append(f"{unknown} cell(s) carried grading information of another assignment; they were "
                      "graded as ordinary cells.")

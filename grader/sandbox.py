@@ -539,6 +539,9 @@ class SandboxExecute(NbGraderPreprocessor):
             cell.outputs = _outputs(reply.get("outputs"))
             cell.execution_count = reply.get("count") if isinstance(reply.get("count"), int) else None
             session.tampered += [n for n in reply.get("tampered", []) if n not in session.tampered]
+            if reply.get("truncated"):
+                notes.append(f"Code cell {number} wrote more output than the grader keeps (1 MB of text, 8 MB "
+                             "in all); the rest was dropped.")
         except KernelTimeout as timeout:
             if timeout.reply:
                 cell.outputs = [o for o in _outputs(timeout.reply.get("outputs"))

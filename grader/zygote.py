@@ -44,6 +44,9 @@ KERNEL_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": "/tmp/home/.matplotlib",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline", "KERAS_HOME": "/tmp/home/.keras",
 }
+# The course files a notebook opens from its folder (grader.pipeline.COURSE_FILES without the
+# grader itself: hidden tests never run in a kernel).
+KERNEL_COURSE_FILES = ("images", "keras-facenet-h5", "facerec", "fr_utils.py", "fr_checks.py")
 UID_BASE = 1_000_000  # kernels run as UID_BASE + the sandbox process's PID: a user id of their own
 
 
@@ -111,12 +114,10 @@ def _course_encodings(path: Path) -> dict:
 class Zygote:
     def __init__(self, folder: Path, hidden: list[Path]):
         from grader import isolation
-        from grader.pipeline import COURSE_FILES
 
         self.folder = folder
         self.support = isolation.probe()
-        course_files = [name for name in COURSE_FILES if name != "grader"]
-        self.plan = isolation.Plan.for_course(REPOSITORY, course_files, hidden + [folder])
+        self.plan = isolation.Plan.for_course(REPOSITORY, list(KERNEL_COURSE_FILES), hidden + [folder])
         self.new_root = folder / "root"
         self.new_root.mkdir(mode=0o700, exist_ok=True)
         self.fr_checks_code = compile((REPOSITORY / "fr_checks.py").read_text(encoding="utf-8"),
@@ -201,12 +202,10 @@ class Zygote:
         """Without namespaces: a private working folder linked to the course files."""
         import tempfile
 
-        from grader.pipeline import COURSE_FILES
-
         workdir = Path(tempfile.mkdtemp(prefix="kernel-", dir=self.folder)) / "Face_Recognition"
         workdir.mkdir()
-        for name in COURSE_FILES:
-            if name != "grader" and (REPOSITORY / name).exists():
+        for name in KERNEL_COURSE_FILES:
+            if (REPOSITORY / name).exists():
                 (workdir / name).symlink_to(REPOSITORY / name)
         (workdir / request["notebook_name"]).write_text(request["notebook"], encoding="utf-8")
         os.chown(workdir.parent, uid, uid)
@@ -258,6 +257,8 @@ class Zygote:
         from grader.kernel import Kernel
 
         isolation.die_with_parent()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the grader's interrupt: KeyboardInterrupt
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if not self.support.namespaces:
             os.setpgid(0, 0)
         devnull = os.open(os.devnull, os.O_RDONLY)

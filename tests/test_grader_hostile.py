@@ -1,0 +1,163 @@
+"""The hostile and broken submissions of grader/hostile.py, graded in one batch with ordinary ones.
+
+One grading run (two jobs, the tests' 20 s limit per cell) serves every test: each entry's score
+per graded cell and the reason its feedback gives, the ordinary submissions of the same batch
+unaffected, the gradebook consistent, the course files untouched, nothing left running.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import grading_support as support
+from grader.hostile import HOSTILE, write_corpus
+from grader.make_examples import EXAMPLES, POINTS, write_examples
+from grader.pipeline import ASSIGNMENT, REPOSITORY, Course
+
+CONTROLS = {example.student: example for example in EXAMPLES
+            if example.student in ("solution", "unanswered", "alpha_forgotten")}
+# What a submission must never be able to change.
+PROTECTED = [REPOSITORY / "images", REPOSITORY / "keras-facenet-h5", REPOSITORY / "fr_checks.py",
+             REPOSITORY / "fr_utils.py", REPOSITORY / "facerec", REPOSITORY / "grader"]
+# Text that exists only in the hidden tests and the reference answers.
+HIDDEN_TEXT = ("STRANGERS_TO_BENOIT", "CAMERA_IMPOSTOR", "reference.verify", "def _verify_checks",
+               "triplet_loss_gradient(", "SEED = 20260611")
+
+
+def fingerprint(paths) -> dict[str, str]:
+    digest = {}
+    for top in paths:
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+@pytest.fixture(scope="module")
+def batch():
+    root = support.folder("hostile")
+    submissions = root / "submissions"
+    write_corpus(submissions)
+    examples = root / "examples"
+    write_examples(examples)
+    for student in CONTROLS:
+        shutil.copytree(examples / student, submissions / student)
+    before = fingerprint(PROTECTED)
+    results, messages = support.grade(submissions, root / "out", root / "course", jobs=2)
+    yield {"results": {r.student: r for r in results}, "messages": messages, "root": root,
+           "course": Course(root / "course"), "before": before}
+
+
+@pytest.fixture(scope="module")
+def feedback(batch):
+    out = batch["root"] / "out" / "feedback"
+    return {p.stem: p.read_text(encoding="utf-8") for p in out.glob("*.html")}
+
+
+def test_every_submission_of_the_batch_is_graded(batch):
+    results = batch["results"]
+    assert set(results) == {h.student for h in HOSTILE} | set(CONTROLS)
+    assert len(HOSTILE) >= 20
+    failed = {s: r.status for s, r in results.items() if not r.graded}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("entry", HOSTILE, ids=[h.student for h in HOSTILE])
+def test_each_hostile_submission_gets_its_expected_score(entry, batch):
+    cells = batch["course"].scores(entry.student)
+    got = {cell: score for cell, (score, _) in cells.items()}
+    assert got == pytest.approx(entry.expected()), f"{entry.student}: {entry.why}\n{batch['results'][entry.student].notes}"
+    assert {cell: maximum for cell, (_, maximum) in cells.items()} == POINTS
+
+
+@pytest.mark.parametrize("entry", [h for h in HOSTILE if h.reason], ids=[h.student for h in HOSTILE if h.reason])
+def test_each_feedback_gives_the_reason(entry, feedback):
+    assert entry.reason in feedback[entry.student], f"{entry.student}'s feedback does not say {entry.reason!r}"
+
+
+def test_ordinary_submissions_in_the_same_batch_are_unaffected(batch):
+    for student, example in CONTROLS.items():
+        got = {cell: score for cell, (score, _) in batch["course"].scores(student).items()}
+        assert got == pytest.approx(example.expected()), student
+        assert not batch["results"][student].notes, (student, batch["results"][student].notes)
+
+
+def test_the_gradebook_is_consistent(batch):
+    from nbgrader.api import Gradebook
+
+    course = batch["course"]
+    with Gradebook(course.db_url, course.coursedir.course_id) as gradebook:
+        students = {s.id for s in gradebook.students}
+        assert students == set(batch["results"])
+        submissions = gradebook.assignment_submissions(ASSIGNMENT)
+        assert sorted(s.student.id for s in submissions) == sorted(students)  # one each, none twice
+        for submission in submissions:
+            notebook = submission.notebooks[0]
+            assert {g.name: g.max_score for g in notebook.grades} == POINTS
+            assert all(g.auto_score is not None and 0 <= g.auto_score <= g.max_score for g in notebook.grades)
+            assert submission.score == pytest.approx(batch["results"][submission.student.id].score)
+        assert {c.name for c in gradebook.find_assignment(ASSIGNMENT).notebooks[0].grade_cells} == set(POINTS)
+
+
+def test_the_course_files_and_the_grader_are_untouched(batch):
+    assert fingerprint(PROTECTED) == batch["before"]
+
+
+def test_no_hidden_test_reaches_any_feedback_or_graded_notebook(batch, feedback):
+    graded = batch["root"] / "course" / "autograded"
+    texts = dict(feedback)
+    texts.update({f"{p.parent.parent.name} (graded notebook)": p.read_text(encoding="utf-8")
+                  for p in graded.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")})
+    for name, text in texts.items():
+        for secret in HIDDEN_TEXT:
+            assert secret not in text, f"{name} shows {secret!r}"
+    snoop = feedback["snoop_hidden_tests"]
+    assert "cannot import grader.hidden" in snoop and "IMPORTED grader.hidden" not in snoop
+    assert "found: []" in snoop and "READ /" not in snoop
+
+
+def test_the_sandbox_has_no_network_and_a_read_only_course(feedback):
+    network = feedback["network"]
+    assert "interfaces: [&#x27;lo&#x27;]" in network or "interfaces: ['lo']" in network
+    assert "NETWORK REACHED" not in network
+    assert "DELETED" not in feedback["vandal"] and "OVERWROTE" not in feedback["vandal"]
+
+
+def test_a_time_limit_stops_one_cell_and_the_notebook_goes_on(batch):
+    result = batch["results"]["infinite_loop_in_verify"]
+    assert any("ran for more than" in note for note in result.notes)
+    assert not any("process stopped" in note for note in result.notes)  # interrupted, not killed
+    assert result.seconds < 2 * support.CELL_TIMEOUT + 60
+
+
+def test_nothing_the_submissions_started_is_left_running(batch):
+    """Forked children, sleeping loops: all end with their sandbox."""
+    from grader.zygote import UID_BASE
+
+    marker = support.zygote().folder.name.encode()
+
+    def leftovers():
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                status = (entry / "status").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+            if marker in command and uid >= UID_BASE:
+                found.append(entry.name)
+        return found
+
+    assert support.wait_for(lambda: not leftovers(), 10), leftovers()
+
+
+def test_the_batch_printed_progress_and_the_sandbox(batch):
+    messages = batch["messages"]
+    assert any(m.startswith(f"[{len(batch['results'])}/{len(batch['results'])}]") for m in messages)
+    assert any("with 2 job(s)" in m for m in messages)
+    assert os.path.exists(batch["root"] / "out" / "grades.csv")
