@@ -135,31 +135,46 @@ class Progress:
 
 def run(course: Course, tasks: list[Task], settings: sandbox.SandboxSettings, jobs: int,
         on_result, progress: Progress) -> list[StudentResult]:
-    """Grade `tasks` with `jobs` worker processes; call on_result(result) as each one finishes."""
+    """Grade `tasks` with `jobs` worker processes; call on_result(result) as each one finishes.
+
+    At most `jobs` submissions are handed out at a time, so that an interrupt (Ctrl-C) stops
+    the run at once: the workers are ended, what they were grading is graded again next time.
+    """
     if not tasks:
         return []
     results = []
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_start_worker,
-                             initargs=(str(course.root), course.db_url, settings, fingerprint(settings))) as pool:
-        pending = {pool.submit(grade_one, task): task for task in tasks}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    task = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as error:  # a worker failed (not the student's code: that runs in a kernel)
-                        result = StudentResult(task.student, status=f"not graded: the grader failed "
-                                               f"({type(error).__name__}: {error})")
-                    results.append(result)
-                    progress.update(result.graded)
-                    on_result(result)
-        except KeyboardInterrupt:
-            for future in pending:
-                future.cancel()
-            raise
+    queue = list(tasks)
+    pending = {}
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn"),
+                               initializer=_start_worker,
+                               initargs=(str(course.root), course.db_url, settings, fingerprint(settings)))
+
+    def hand_out():
+        while queue and len(pending) < jobs:
+            task = queue.pop(0)
+            pending[pool.submit(grade_one, task)] = task
+
+    try:
+        hand_out()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # a worker failed (not the student's code: that runs in a kernel)
+                    result = StudentResult(task.student, status=f"not graded: the grader failed "
+                                           f"({type(error).__name__}: {error})")
+                results.append(result)
+                progress.update(result.graded)
+                on_result(result)
+            hand_out()
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 

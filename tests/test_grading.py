@@ -1,13 +1,15 @@
 """The README's main job: `python -m grader.grade` grades the example submissions with nbgrader.
 
-One grading run of every example (about 15 s per submission: each runs in its own kernel, and
-TensorFlow's import and the model dominate) serves all the tests below. Each example's score for
-every graded cell is asserted against what grader/make_examples.py says it should be.
+One grading run of every example (in the grader's sandbox, two at a time: about 7 s of CPU per
+submission) serves all the tests below. Each example's score for every graded cell is asserted
+against what grader/make_examples.py says it should be. The stock nbgrader flow (nbgrader's own
+kernel, the hidden tests inside it) is checked on one example too: it must agree.
 """
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from grader.make_examples import EXAMPLES, EXAMPLES_FOLDER, POINTS
-from grader.pipeline import EXERCISES, REPOSITORY, Course
+from grader.pipeline import EXERCISES, NOTEBOOK, REPOSITORY, Course
 
 BY_NAME = {example.student: example for example in EXAMPLES}
 
@@ -32,8 +34,8 @@ def run():
         out = Path(folder)
         course = out / "course"
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        done = subprocess.run([sys.executable, "-m", "grader.grade", "--out", str(out), "--course", str(course)],
-                              cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=3600)
+        done = subprocess.run([sys.executable, "-m", "grader.grade", "--out", str(out), "--course", str(course),
+                               "--jobs", "2"], cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=3600)
         yield done, out, course
 
 
@@ -118,3 +120,37 @@ def test_grading_time_per_submission(table, run):
     seconds = [float(row["seconds"]) for row in table.values()]
     print(f"\nseconds per submission: mean {sum(seconds) / len(seconds):.1f}, max {max(seconds):.1f}")
     assert max(seconds) < 240
+    done, _, _ = run
+    assert "per minute" in done.stdout and "isolated" in done.stdout
+
+
+def test_the_examples_ran_in_the_sandbox_without_notes(table):
+    """Nothing in an honest submission should trigger a grader's note (except a pasted cell)."""
+    for student, row in table.items():
+        if student != "pasted_foreign_cell":
+            assert row["notes"] == "", (student, row["notes"])
+    assert "another assignment" in table["pasted_foreign_cell"]["notes"]
+
+
+def test_the_stock_nbgrader_flow_agrees(tmp_path_factory):
+    """`nbgrader autograde` with grader/nbgrader_config.py as it is (nbgrader's kernel, course files
+    linked in, hidden tests run inside the kernel) gives the same cell scores on an example."""
+    from grader.make_examples import write_examples
+
+    folder = Path(tempfile.mkdtemp(prefix="fr-stock-"))
+    try:
+        example = BY_NAME["alpha_forgotten"]
+        submissions = folder / "submissions"
+        write_examples(folder / "examples")
+        (submissions / example.student).mkdir(parents=True)
+        shutil.copy(folder / "examples" / example.student / NOTEBOOK, submissions / example.student / NOTEBOOK)
+        course = Course(folder / "course")
+        course.release()
+        course.collect(submissions)
+        result = course.autograde(example.student)
+        assert result.graded, result.status
+        assert {c: s for c, (s, _) in result.cells.items()} == pytest.approx(example.expected())
+        graded = (course.path("autograded", example.student) / NOTEBOOK).read_text()
+        assert "another alpha (0.5) on a batch of 4 triplets" in graded  # the hidden tests ran in the kernel
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
