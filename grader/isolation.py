@@ -102,9 +102,9 @@ def sethostname(name: str) -> None:
 
 @dataclass
 class Plan:
-    """What goes into a kernel's root. Paths are absolute and resolved."""
+    """What goes into a kernel's root."""
 
-    readonly: list[Path]                    # bound read-only at the same path
+    readonly: list[tuple[Path, Path]]       # (what, where): bound read-only, usually at its own path
     links: dict[str, str]                   # top-level symbolic links (name -> target)
     workdir_files: dict[str, Path]          # name in the working folder -> course file bound there
     overlays: list[Path] = field(default_factory=list)      # hidden by an empty folder mounted over them
@@ -112,37 +112,48 @@ class Plan:
 
     @classmethod
     def for_course(cls, repository: Path, course_files: list[str], hidden: list[Path]) -> "Plan":
+        """Python (its installation, the virtual environment, every folder on sys.path outside the
+        repository), /usr, /etc, /sys and the course files; never the repository itself.
+
+        A path reached through a symbolic link (a virtual environment linked into a clone, say)
+        is bound both where Python knows it and where it really is.
+        """
         repository = repository.resolve()
         hidden = [p.resolve() for p in hidden]
         wanted = [Path("/usr"), Path("/etc"), Path("/sys")]
         for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-            wanted.append(Path(prefix).resolve())
+            wanted.append(Path(os.path.abspath(prefix)))
         environment = Path(sys.prefix).resolve()
         for entry in sys.path:
-            path = Path(entry or ".").resolve()
-            inside_repository = path == repository or repository in path.parents
-            if not path.is_dir() or (inside_repository and environment not in [path, *path.parents]):
+            path = Path(os.path.abspath(entry or "."))
+            real = path.resolve()
+            inside_repository = real == repository or repository in real.parents
+            if not real.is_dir() or (inside_repository and environment not in [real, *real.parents]):
                 continue
             wanted.append(path)
         workdir_files = {}
-        for name in course_files:
-            path = (repository / name)
+        for name in [*course_files, "inception_blocks_v2.py"]:  # the latter: for facerec.original_model
+            path = repository / name
             if path.exists():
-                wanted.append(path.resolve())
-                workdir_files[name] = path.resolve()
-        inception = repository / "inception_blocks_v2.py"  # imported by facerec.original_model
-        if inception.exists():
-            wanted.append(inception.resolve())
-        readonly = []
-        for path in sorted(set(wanted), key=lambda p: len(p.parts)):
-            if path == Path("/") or path == repository or path in repository.parents:
+                wanted.append(path)
+                if name in course_files:
+                    workdir_files[name] = path.resolve()
+        pairs = set()
+        for path in wanted:
+            pairs.add((path.resolve(), path))
+            pairs.add((path.resolve(), path.resolve()))
+        readonly: list[tuple[Path, Path]] = []
+        targets: list[Path] = []
+        for source, target in sorted(pairs, key=lambda pair: (len(pair[1].parts), str(pair[1]))):
+            if target == Path("/") or target == repository or target in repository.parents:
                 continue  # would show the whole repository (the grader, the solutions, .git)
-            if path in readonly or any(parent in readonly for parent in path.parents):
+            if target in targets or any(parent in targets for parent in target.parents):
                 continue  # already visible through a folder bound above it
-            readonly.append(path)
+            readonly.append((source, target))
+            targets.append(target)
         # The course folder, the submissions or the output folder inside something bound (a
         # virtual environment in /tmp next to them, say): an empty folder is mounted over them.
-        overlays = [h for h in hidden if any(r == h or r in h.parents for r in readonly)]
+        overlays = [h for h in hidden if any(t == h or t in h.parents for t in targets)]
         links = {name: os.readlink(f"/{name}") for name in ROOT_LINKS if os.path.islink(f"/{name}")}
         return cls(readonly=readonly, links=links, workdir_files=workdir_files, overlays=overlays)
 
@@ -171,8 +182,11 @@ def build_root(plan: Plan, new_root: Path, notebook_name: str, notebook_text: st
     return its working folder (as seen from the new root)."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates to the machine
     mount("tmpfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
-    for path in plan.readonly:
-        bind_readonly(path, _mountpoint(new_root, path, path.is_dir()))
+    # /tmp first: a clone or a virtual environment under /tmp is bound inside it, not hidden by it.
+    tmp = _mountpoint(new_root, Path("/tmp"), True)
+    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={plan.tmp_size},mode=1777")
+    for source, target in plan.readonly:
+        bind_readonly(source, _mountpoint(new_root, target, source.is_dir()))
     for path in plan.overlays:
         target = new_root / path.relative_to("/")
         if target.is_dir():
@@ -189,8 +203,6 @@ def build_root(plan: Plan, new_root: Path, notebook_name: str, notebook_text: st
         os.symlink(target, dev / name)
     (dev / "shm").mkdir()
     mount("tmpfs", dev / "shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
-    tmp = _mountpoint(new_root, Path("/tmp"), True)
-    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={plan.tmp_size},mode=1777")
     _mountpoint(new_root, Path("/proc"), True)
     workdir = tmp / workdir_name
     workdir.mkdir()

@@ -226,6 +226,11 @@ class Zygote:
             try:
                 status.close()
                 code = self.kernel(kernel_fd, log_fd, request, workdir, uid)
+            except BaseException:  # a failure of the grader's own: say it in the student's log
+                import traceback
+
+                traceback.print_exc()
+                sys.stderr.flush()
             finally:
                 os._exit(code)
         os.close(kernel_fd)
