@@ -18,8 +18,8 @@ from grader.hostile import HOSTILE, write_corpus
 from grader.make_examples import EXAMPLES, POINTS, write_examples
 from grader.pipeline import ASSIGNMENT, REPOSITORY, Course
 
-CONTROLS = {example.student: example for example in EXAMPLES
-            if example.student in ("solution", "unanswered", "alpha_forgotten")}
+# Ordinary submissions graded in the same batch (the corpus's never_ran is the solution itself).
+CONTROLS = {example.student: example for example in EXAMPLES if example.student in ("unanswered", "alpha_forgotten")}
 # What a submission must never be able to change.
 PROTECTED = [REPOSITORY / "images", REPOSITORY / "keras-facenet-h5", REPOSITORY / "fr_checks.py",
              REPOSITORY / "fr_utils.py", REPOSITORY / "facerec", REPOSITORY / "grader"]
@@ -115,16 +115,26 @@ def test_no_hidden_test_reaches_any_feedback_or_graded_notebook(batch, feedback)
     for name, text in texts.items():
         for secret in HIDDEN_TEXT:
             assert secret not in text, f"{name} shows {secret!r}"
-    snoop = feedback["snoop_hidden_tests"]
+    snoop = printed_by(batch, "snoop_hidden_tests")
     assert "cannot import grader.hidden" in snoop and "IMPORTED grader.hidden" not in snoop
     assert "found: []" in snoop and "READ /" not in snoop
 
 
-def test_the_sandbox_has_no_network_and_a_read_only_course(feedback):
-    network = feedback["network"]
-    assert "interfaces: [&#x27;lo&#x27;]" in network or "interfaces: ['lo']" in network
-    assert "NETWORK REACHED" not in network
-    assert "DELETED" not in feedback["vandal"] and "OVERWROTE" not in feedback["vandal"]
+def printed_by(batch, student: str) -> str:
+    """What the corpus entry's own added cell printed while graded."""
+    import nbformat
+
+    path = batch["root"] / "course" / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if c.get("id") == "hostile-cell")
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def test_the_sandbox_has_no_network_and_a_read_only_course(batch):
+    network = printed_by(batch, "network")
+    assert "interfaces: ['lo']" in network and "NETWORK REACHED" not in network
+    assert network.count("no network to") == 4
+    vandal = printed_by(batch, "vandal")
+    assert "DELETED" not in vandal and "OVERWROTE" not in vandal and vandal.count("could not") == 10
 
 
 def test_a_time_limit_stops_one_cell_and_the_notebook_goes_on(batch):
