@@ -468,6 +468,9 @@ def verification_figures(distances: np.ndarray, same: np.ndarray, folds: np.ndar
         "far_at_that_point": operating.far,
         "threshold_at_far_1e-3": operating.threshold,
         "tar_at_far": {f"{far:g}": tar_at_far(distances, same, far).tar for far in (0.0, 1e-3, 1e-2, 1e-1)},
+        "accuracy_at_threshold": {f"{t:.2f}": float(np.mean((distances < t) == same)) for t in np.arange(0.36, 0.465, 0.01)},
+        "median_distance_genuine": float(np.median(distances[same])),
+        "median_distance_impostor": float(np.median(distances[~same])),
     }
 
 

@@ -3,7 +3,7 @@
 300 of the 6,000 View 2 pairs of data/lfw/pairs.txt, the same positions in every fold: every
 20th matched and every 20th mismatched pair, 15 + 15 per fold. Each photo is encoded once, all
 in batches, keeping its largest face (as img_to_encoding does). The full benchmark (all 6,000
-pairs, 10-fold protocol) is bench/lfw_threshold.py.
+pairs, 10-fold protocol, against dlib's own pipeline) is bench/lfw_benchmark.py.
 """
 from __future__ import annotations
 
