@@ -113,6 +113,12 @@ class Progress:
         self.failed += not ok
         self.show()
 
+    def clear(self):
+        """On a terminal, erase the progress line so that another line can be printed in its place."""
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
     def line(self) -> str:
         finished = self.done + self.failed
         remaining = self.total - finished
@@ -166,8 +172,9 @@ def run(course: Course, tasks: list[Task], settings: sandbox.SandboxSettings, jo
                     result = StudentResult(task.student, status=f"not graded: the grader failed "
                                            f"({type(error).__name__}: {error})")
                 results.append(result)
-                progress.update(result.graded)
+                progress.clear()
                 on_result(result)
+                progress.update(result.graded)
             hand_out()
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):

@@ -278,9 +278,15 @@ class Course:
         return result
 
     # ---- step 1: the student version, and the gradebook's record of every graded cell
-    def release(self) -> Path:
-        self._check(self.api.generate_assignment(ASSIGNMENT, force=True, create=True),
-                    "generate the student version from grader/source")
+    def release(self, attempts: int = 4) -> Path:
+        """generate_assignment. Another grader releasing into the same database at the same moment
+        can make it fail once (both create the tables or the assignment's rows): it is tried again."""
+        for attempt in range(1, attempts + 1):
+            result = self.api.generate_assignment(ASSIGNMENT, force=True, create=True)
+            if result.get("success") or attempt == attempts:
+                break
+            time.sleep(0.5 * attempt)
+        self._check(result, "generate the student version from grader/source")
         return self.path("release") / NOTEBOOK
 
     # ---- step 2: submissions into submitted/<student>/Face_Recognition/

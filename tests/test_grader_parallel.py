@@ -155,3 +155,27 @@ def test_force_grades_again_what_a_run_would_keep(submissions):
     again, messages = support.grade(one, root / "out", root / "course", force=True)
     assert [r.resumed for r in again] == [False] and not any("Resuming" in m for m in messages)
     assert again[0].notes == first[0].notes and again[0].score == 0
+
+
+def test_two_graders_at_once_share_one_postgresql_gradebook(submissions):
+    """Two `python -m grader.grade` commands started together, each with its own students, write
+    into the same PostgreSQL database (an empty one: they also race to create the tables)."""
+    from nbgrader.api import Gradebook
+
+    url = support.postgres().database("two_graders")
+    root = support.folder("two-graders")
+    processes = []
+    for grader, student in (("a", "not_json"), ("b", "os_exit")):
+        folder = root / grader / "submissions"
+        shutil.copytree(submissions / student, folder / student)
+        command = [sys.executable, "-m", "grader.grade", str(folder), "--out", str(root / grader / "out"),
+                   "--course", str(root / grader / "course"), "--db", url, "--cell-timeout", str(support.CELL_TIMEOUT)]
+        processes.append(subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")))
+    for process in processes:
+        output, errors = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-2000:] + errors[-2000:]
+    course = Course(root / "a" / "course", db_url=url)
+    with Gradebook(course.db_url, course.coursedir.course_id) as gradebook:
+        scores = {s.student.id: s.score for s in gradebook.assignment_submissions(ASSIGNMENT)}
+    assert scores == {"not_json": 0, "os_exit": 8}

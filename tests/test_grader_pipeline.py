@@ -160,3 +160,64 @@ def test_a_notebook_with_nothing_after_its_tests_is_left_alone():
                                         "locked": True, "schema_version": 3}
     out, _ = DropUngradedTail().preprocess(nb, {})
     assert [c.source for c in out.cells] == ["x = 1", "x"]
+
+
+# ---------------------------------------------------------------- messages between grader and kernel
+
+
+def test_values_cross_between_grader_and_kernel_as_plain_data():
+    import numpy as np
+
+    from grader import wire
+
+    arguments = [None, (wire.Tensor(np.ones((2, 3), np.float32)), np.arange(4)), 0.25, "images/camera_0.jpg",
+                 {"younes": np.zeros((1, 128), np.float32)}, wire.MODEL, np.float64(0.5), [True, 3]]
+    tree = wire.encode_arguments(arguments)
+    import json
+
+    model = object()
+    decoded = wire.decode_arguments(json.loads(json.dumps(tree)), model, lambda a: ("tensor", a))
+    assert decoded[0] is None and decoded[2] == 0.25 and decoded[3] == "images/camera_0.jpg"
+    assert decoded[1][0][0] == "tensor" and decoded[1][0][1].dtype == np.float32 and decoded[1][0][1].shape == (2, 3)
+    assert isinstance(decoded[1], tuple) and list(decoded[1][1]) == [0, 1, 2, 3]
+    assert decoded[4]["younes"].shape == (1, 128) and decoded[5] is model
+    assert type(decoded[6]) is np.float64 and decoded[7] == [True, 3]
+
+
+def test_what_a_kernel_returns_is_decoded_safely():
+    import json
+
+    import numpy as np
+
+    from grader import wire
+
+    class Sneaky:
+        def __repr__(self):
+            raise RuntimeError("never called")
+
+    tree = json.loads(json.dumps(wire.encode_result((np.float32(0.5), Sneaky(), np.bool_(True), "x" * 20000))))
+    value = wire.decode_result(tree)
+    assert type(value[0]) is np.float32 and type(value[1]).__name__ == "Sneaky" and value[2] is np.bool_(True)
+    assert len(value[3]) == 10000
+    scalar = wire.RemoteTensor(np.array(True))
+    assert scalar.shape == () and bool(scalar) is True and np.asarray(scalar, dtype=float) == 1.0
+    for bad in ({"$": "nd", "dtype": "object", "shape": [1], "data": ""},
+                {"$": "nd", "dtype": "float32", "shape": [1000], "data": "AAAA"},
+                {"$": "np", "dtype": "float32", "value": "1"},
+                {"$": "pickle", "data": "gASVAAAA"}, [1, 2]):
+        with pytest.raises(wire.ProtocolError):
+            wire.decode_result(bad)
+    nested = 1.0
+    for _ in range(30):
+        nested = {"$": "list", "items": [nested]}
+    with pytest.raises(wire.ProtocolError):
+        wire.decode_result(nested)
+
+
+def test_hidden_test_cells_are_read_never_run():
+    from grader.sandbox import hidden_calls
+
+    source = "# Hidden tests\n### BEGIN HIDDEN TESTS\nfrom grader.hidden import check_verify\ncheck_verify(globals(), points=4)\n### END HIDDEN TESTS"
+    assert hidden_calls(source) == [("check_verify", 4.0)]
+    with pytest.raises(ValueError, match="calls none of"):
+        hidden_calls("import os\nos.system('echo not a hidden test')")
