@@ -5,7 +5,7 @@
 PY := .venv/bin/python
 SUBMISSIONS ?=
 
-.PHONY: grade test setup bench lab
+.PHONY: grade test setup bench bench-lfw bench-grading lab
 grade: setup
 	$(PY) -m grader.grade $(SUBMISSIONS)
 
@@ -21,3 +21,10 @@ lab: setup
 
 bench: setup
 	$(PY) bench/encode_speed.py
+	$(PY) bench/match_speed.py
+
+bench-lfw: setup
+	$(PY) bench/lfw_benchmark.py
+
+bench-grading: setup
+	$(PY) bench/grading_speed.py
