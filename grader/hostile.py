@@ -43,7 +43,7 @@ class Hostile:
     what: str
     build: Callable[["Sources"], bytes]
     lost: dict[str, float] = field(default_factory=dict)
-    reason: str | None = None       # in the student's feedback
+    reason: str = ""                # a phrase the student's feedback must contain
     why: str = ""
 
     def expected(self) -> dict[str, float]:
@@ -401,6 +401,7 @@ HOSTILE = [
             lost=NOT_AFTER_VERIFY_ANSWER, reason="SIGKILL", why="the kernel is gone; its cells after that get nothing"),
     Hostile("kill_everything", "os.kill(-1, SIGKILL): every process it may signal",
             _with_code("triplet_loss_answer", "import os, signal\nos.kill(-1, signal.SIGKILL)"),
+            reason="8 of 8 checks passed: 4 of 4 points",
             why="Linux's kill(-1) spares the caller, and the only other processes it may signal would be "
                 "its own sandbox's: nothing happens, to it or to anyone else"),
     Hostile("memory_30gb", "allocates 30 GB", _with_code("triplet_loss_answer", "hog = np.ones(30 * 2**30 // 8)"),
@@ -440,15 +441,15 @@ HOSTILE = [
             _with_cell(PATCH_HELPERS_IN_PLACE, unanswered=True), lost=ALL, reason="fr_checks.Checks",
             why="test cells get a fresh copy of fr_checks, compiled again from the course's file"),
     Hostile("fake_hidden_module", "unanswered, with a grader.hidden of its own (in sys.modules and on disk)",
-            _with_cell(FAKE_HIDDEN_MODULE, unanswered=True), lost=ALL,
+            _with_cell(FAKE_HIDDEN_MODULE, unanswered=True), lost=ALL, reason="NotImplementedError",
             why="hidden test cells never run in the student's process"),
     Hostile("thread_repatching", "the hard-coded answers, plus a thread patching np.isclose and assert_close every ms",
             _hard_coded_with("triplet_loss_answer", THREAD_REPATCHING), lost=HARD_CODED_LOST, reason="numpy.isclose",
             why="the hidden tests compare in the grader's process; the visible ones use fresh helpers"),
     Hostile("stale_outputs_faking_pass", "unanswered, saved with outputs that show every test passing",
-            _stale_outputs_faking_a_pass, lost=ALL, why="outputs are cleared: only what runs counts"),
+            _stale_outputs_faking_a_pass, lost=ALL, reason="NotImplementedError", why="outputs are cleared: only what runs counts"),
     Hostile("never_ran", "the solutions, saved without ever running a cell", lambda s: _text(s.notebook()),
-            why="the grader runs every cell itself"),
+            reason="8 of 8 checks passed: 4 of 4 points", why="the grader runs every cell itself"),
     Hostile("duplicated_cells", "a test cell duplicated, and an old unanswered copy of the triplet_loss cell below the answer",
             _duplicated_cells, lost={c: POINTS[c] for c in TRIPLET}, reason="share the id",
             why="the last cell with an id is the graded one: the unanswered triplet_loss wins"),
@@ -457,7 +458,7 @@ HOSTILE = [
     Hostile("more_points", "the solutions, every test cell worth 100 points, and a bonus cell worth 50",
             _more_points, reason="put back as released", why="points come from the gradebook: 20 in all"),
     Hostile("deleted_cells", "the verify answer and who_is_it's test cells deleted", _deleted_cells,
-            lost={c: POINTS[c] for c in VERIFY},
+            lost={c: POINTS[c] for c in VERIFY}, reason="was missing from the submission",
             why="deleted test cells are put back; a deleted answer leaves verify undefined"),
     Hostile("truncated_file", "the notebook's file cut off at 60 %", _truncated, lost=ALL, reason="cut off",
             why="not a notebook: 0 points and the reason"),
