@@ -77,27 +77,31 @@ def grade(submissions: Path | None, out: Path, course_dir: Path | None = None, p
                            ) from None
     prepared = {student: preflight.prepare(student, path, released) for student, path in found.items()}
 
-    own_zygote = zygote is None
+    limits = sandbox.SandboxSettings(socket="", encodings="", cell_timeout=cell_timeout,
+                                     notebook_timeout=notebook_timeout, memory_bytes=int(memory_gb * (1 << 30)))
+    version = parallel.fingerprint(limits)
+    results: dict[str, StudentResult] = {}
+    tasks = []
+    for student, item in prepared.items():
+        earlier = None if force else course.graded_before(student, item.sha256, version)
+        if earlier is not None:
+            results[student] = earlier
+            continue
+        course.submit(student, item.text)
+        tasks.append(parallel.Task(student, item.sha256, item.rejected, item.notes))
+    if results:
+        progress(f"Resuming: {len(results)} submission(s) graded by an earlier run are kept "
+                 "(--force grades them again)")
+
+    # The sandbox is started only when some notebook has to run (not for files that are not notebooks).
+    own_zygote = zygote is None and any(not task.rejected for task in tasks)
     if own_zygote:
         started = time.perf_counter()
         zygote = sandbox.Zygote(parallel.hidden_from_kernels(course, Path(submissions), Path(out)),
                                 course.root / "logs" / "zygote.log")
         progress(f"Sandbox ready in {time.perf_counter() - started:.1f} s: {zygote.isolation}")
     try:
-        settings = parallel.read_settings(cell_timeout, notebook_timeout, memory_gb, zygote)
-        version = parallel.fingerprint(settings)
-        results: dict[str, StudentResult] = {}
-        tasks = []
-        for student, item in prepared.items():
-            earlier = None if force else course.graded_before(student, item.sha256, version)
-            if earlier is not None:
-                results[student] = earlier
-                continue
-            course.submit(student, item.text)
-            tasks.append(parallel.Task(student, item.sha256, item.rejected, item.notes))
-        if results:
-            progress(f"Resuming: {len(results)} submission(s) graded by an earlier run are kept "
-                     "(--force grades them again)")
+        settings = parallel.read_settings(cell_timeout, notebook_timeout, memory_gb, zygote) if zygote else limits
         progress(f"Grading {len(tasks)} submission(s) from {submissions} with {min(jobs, max(len(tasks), 1))} "
                  f"job(s) (course folder {course.root}; gradebook {describe_database(course.db_url)})")
         count = [0]
