@@ -10,7 +10,7 @@ SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.i
 --course DIR the nbgrader course folder holding the gradebook and nbgrader's working folders
              (default: grader/, the course itself, whose gradebook is grader/gradebook.db; for
              the example submissions grader/.work/examples/, to keep them out of a real class)
---jobs N     grade N submissions at once (default: one per CPU core)
+--jobs N     grade N submissions at once (default: one per CPU core, at most one per 2 GB of memory)
 --force      grade again submissions an earlier run already graded (by default a run that was
              stopped is resumed: a submission graded before, unchanged, by the same grader, is kept)
 --db URL     the gradebook's SQLAlchemy URL, e.g. postgresql://grader@dbhost/course (default:
@@ -42,7 +42,10 @@ from grader.pipeline import (EXERCISES, GRADER, Course, GradingError, StudentRes
 
 # The course folder used for the example submissions, so that they never mix with a real class.
 EXAMPLES_COURSE = GRADER / ".work" / "examples"
-DEFAULT_JOBS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# One job per core, and at most one per 2 GB of memory (a kernel with TensorFlow and the model
+# holds about 1.2 GB, its worker 0.2 GB).
+DEFAULT_JOBS = max(1, min(_CORES, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**31)))
 
 
 def grade(submissions: Path | None, out: Path, course_dir: Path | None = None, progress=print, *,
@@ -152,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="nbgrader course folder for the gradebook and working files (default: "
                              "grader/, or grader/.work/examples/ for the example submissions)")
     parser.add_argument("--jobs", "-j", type=int, default=DEFAULT_JOBS,
-                        help=f"submissions graded at once (default: {DEFAULT_JOBS}, the CPU cores)")
+                        help=f"submissions graded at once (default here: {DEFAULT_JOBS}: one per core, "
+                             "at most one per 2 GB of memory)")
     parser.add_argument("--force", action="store_true",
                         help="grade again what an earlier run already graded (default: resume)")
     parser.add_argument("--db", metavar="URL", default=None,
