@@ -184,6 +184,16 @@ def _make_shell(kernel: "Kernel"):
         def enable_gui(self, gui=None):
             pass
 
+        def system(self, cmd):
+            """`!command`: its output into the cell, as in Jupyter (not onto the kernel's log)."""
+            import subprocess
+
+            done = subprocess.run(self.var_expand(cmd, depth=1), shell=True, capture_output=True, text=True,
+                                  errors="replace", stdin=subprocess.DEVNULL)
+            sys.stdout.write(done.stdout)
+            sys.stderr.write(done.stderr)
+            self.user_ns["_exit_code"] = done.returncode
+
         def _showtraceback(self, etype, evalue, stb):
             if kernel.outputs is not None:
                 kernel.outputs.error(getattr(etype, "__name__", str(etype)), _safe_str(evalue), list(stb))
