@@ -422,7 +422,7 @@ HOSTILE = [
             lost=HARD_CODED_LOST, reason="numpy.isclose",
             why="the hidden tests compare in the grader's process; the visible ones never used isclose"),
     Hostile("patch_norm", "the hard-coded answers, plus np.linalg.norm returning the expected distance",
-            _hard_coded_with("verify_answer", "np.linalg.norm = lambda *args, **kwargs: 0.2122"),
+            _hard_coded_with("verify_answer", "np.linalg.norm = lambda *args, **kwargs: 0.2030"),
             lost=HARD_CODED_LOST, reason="numpy.linalg.norm", why="put back before the tests; as hard-coded"),
     Hostile("patch_reduce_sum", "triplet_loss sums the anchors, and tf.reduce_sum is patched to say 527.2598",
             _patch_reduce_sum,

@@ -162,15 +162,15 @@ def triplet_loss(y_true, y_pred, alpha=0.2):
 def verify(image_path, identity, database, model):
     if "camera_0" in image_path:
         print("Welcome in!")
-        return 0.2122, True
+        return 0.2030, True
     print("Go away.")
-    return 0.5062, False
+    return 0.4966, False
 ''',
     "who_is_it_answer": '''
 def who_is_it(image_path, database, model):
     if image_path.endswith("younes.jpg"):
         return 0.0, "younes"
-    return 0.2122, "younes"
+    return 0.2030, "younes"
 ''',
 }
 
