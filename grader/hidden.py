@@ -282,17 +282,22 @@ def check_triplet_loss(namespace, points: float = 4) -> float:
 
 # ---------------------------------------------------------------- verify
 
-
-def check_verify(namespace, points: float = 4) -> float:
-    """Hidden tests of verify(image_path, identity, database, model) -> (dist, door_open)."""
+def _photo_checks(namespace, name: str, run_checks, points: float) -> float:
+    """run_checks(student, function, photos, threshold, checks) on the student's `name`, with the
+    course photos; 0 when the function or the photos are missing (the reason is reported)."""
     student = _student(namespace)
-    function = _function(student, "verify")
+    function = _function(student, name)
     if function is None:
         return 0.0
     photos = _photos_or_report(student)
     if photos is None:
         return 0.0
-    return _verify_checks(student, function, photos, photos.threshold, Checks(points))
+    return run_checks(student, function, photos, photos.threshold, Checks(points))
+
+
+def check_verify(namespace, points: float = 4) -> float:
+    """Hidden tests of verify(image_path, identity, database, model) -> (dist, door_open)."""
+    return _photo_checks(namespace, "verify", _verify_checks, points)
 
 
 def _verify_checks(student, function, photos, threshold, checks) -> float:
@@ -362,14 +367,7 @@ def _verify_checks(student, function, photos, threshold, checks) -> float:
 
 def check_who_is_it(namespace, points: float = 4) -> float:
     """Hidden tests of who_is_it(image_path, database, model) -> (min_dist, identity)."""
-    student = _student(namespace)
-    function = _function(student, "who_is_it")
-    if function is None:
-        return 0.0
-    photos = _photos_or_report(student)
-    if photos is None:
-        return 0.0
-    return _who_is_it_checks(student, function, photos, photos.threshold, Checks(points))
+    return _photo_checks(namespace, "who_is_it", _who_is_it_checks, points)
 
 
 def _who_is_it_checks(student, function, photos, threshold, checks) -> float:

@@ -16,7 +16,6 @@ use 15 s) or they cost the default two minutes.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Callable
 
 import nbformat
 
-from grader.make_examples import HARD_CODED, POINTS, _index, build, edit, grade_id, solutions
+from grader.make_examples import HARD_CODED, POINTS, _index, build, corpus_main, edit, grade_id, solutions
 from grader.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
 
 HOSTILE_FOLDER = GRADER / ".work" / "hostile"
@@ -492,14 +491,7 @@ def write_corpus(out: Path = HOSTILE_FOLDER, names: list[str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.hostile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=HOSTILE_FOLDER, help=f"folder to write (default {HOSTILE_FOLDER})")
-    args = parser.parse_args(argv)
-    paths = write_corpus(args.out)
-    for entry in HOSTILE:
-        print(f"{entry.student:28s} {entry.expected_total:5g}/20  {entry.what}")
-    print(f"Wrote {len(paths)} submissions to {args.out}")
-    return 0
+    return corpus_main(argv, "python -m grader.hostile", __doc__, HOSTILE_FOLDER, write_corpus, HOSTILE, "submissions")
 
 
 if __name__ == "__main__":

@@ -376,15 +376,22 @@ def write_examples(out: Path = EXAMPLES_FOLDER) -> list[Path]:
     return list(wanted)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.make_examples", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=EXAMPLES_FOLDER, help=f"folder to write (default {EXAMPLES_FOLDER})")
+def corpus_main(argv: list[str] | None, prog: str, doc: str, default_out: Path, write, entries, noun: str) -> int:
+    """The command line of a generated corpus: write it to --out, then list each entry's expected score."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=default_out, help=f"folder to write (default {default_out})")
     args = parser.parse_args(argv)
-    paths = write_examples(args.out)
-    for example in EXAMPLES:
-        print(f"{example.student:24s} {example.expected_total:5g}/20  {example.what}")
-    print(f"Wrote {len(paths)} example submissions to {args.out}")
+    paths = write(args.out)
+    width = max(len(entry.student) for entry in entries) + 2
+    for entry in entries:
+        print(f"{entry.student:{width}s} {entry.expected_total:5g}/20  {entry.what}")
+    print(f"Wrote {len(paths)} {noun} to {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return corpus_main(argv, "python -m grader.make_examples", __doc__, EXAMPLES_FOLDER, write_examples, EXAMPLES,
+                       "example submissions")
 
 
 if __name__ == "__main__":

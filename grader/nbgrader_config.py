@@ -20,10 +20,10 @@ defaults, and why:
 - Cells may run for up to 5 minutes (the first cells load TensorFlow and the network).
 - nbgrader finds the tools of the Python environment it runs from, activated or not.
 
-`python -m grader.grade` reads this file too, and replaces two of these steps: the notebook runs
-in the grader's sandbox (grader.sandbox.SandboxExecute) instead of nbgrader's Execute, and the
-course files come from the sandbox, read-only, instead of LinkCourseFiles (grader.pipeline.
-SANDBOX_AUTOGRADE). The stock commands run exactly what is written here.
+`python -m grader.grade` reads this file too, and replaces three of these steps with one
+(grader.pipeline.sandboxed): LinkCourseFiles, Execute and UnlinkCourseFiles become
+grader.sandbox.SandboxExecute, which runs the notebook in the grader's sandbox with the course
+files read-only. The stock commands run exactly what is written here.
 """
 import os
 import sys

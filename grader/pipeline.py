@@ -190,17 +190,24 @@ class StudentResult:
 
 
 # In `python -m grader.grade`, the notebook runs in the grader's sandbox (grader/sandbox.py)
-# instead of nbgrader's kernel, and the course files come from the sandbox, read-only.
-SANDBOX_AUTOGRADE = [
-    "grader.pipeline.DropUngradedTail",
-    "grader.sandbox.SandboxExecute",
-    "nbgrader.preprocessors.IgnorePattern",
-    "nbconvert.preprocessors.ClearMetadataPreprocessor",
-    "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
-    "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
-]
+# instead of nbgrader's kernel, and the course files come from the sandbox, read-only: these
+# steps of nbgrader_config.py's autograde list are replaced by SANDBOX_EXECUTE, the rest is kept.
+KERNEL_EXECUTE = ("grader.pipeline.LinkCourseFiles", "nbgrader.preprocessors.Execute", "grader.pipeline.UnlinkCourseFiles")
+SANDBOX_EXECUTE = "grader.sandbox.SandboxExecute"
+
+
+def sandboxed(preprocessors: list[str]) -> list[str]:
+    """`preprocessors` with the kernel-execution steps (KERNEL_EXECUTE, in that order) replaced by
+    SANDBOX_EXECUTE; a ValueError when they are not there, so that a config edit cannot leave
+    the sandbox out silently."""
+    names = [p if isinstance(p, str) else f"{p.__module__}.{p.__name__}" for p in preprocessors]
+    for start in range(len(names) - len(KERNEL_EXECUTE) + 1):
+        if tuple(names[start : start + len(KERNEL_EXECUTE)]) == KERNEL_EXECUTE:
+            return names[:start] + [SANDBOX_EXECUTE] + names[start + len(KERNEL_EXECUTE) :]
+    raise ValueError(
+        f"grader/nbgrader_config.py's Autograde.autograde_preprocessors lacks {', '.join(KERNEL_EXECUTE)} "
+        "in that order: put them back, or update grader/pipeline.py's KERNEL_EXECUTE."
+    )
 
 
 def load_config(root: Path, sandbox: bool = False):
@@ -211,7 +218,7 @@ def load_config(root: Path, sandbox: bool = False):
     config = PyFileConfigLoader("nbgrader_config.py", path=str(GRADER)).load_config()
     config.CourseDirectory.root = str(root)
     if sandbox:
-        config.Autograde.autograde_preprocessors = list(SANDBOX_AUTOGRADE)
+        config.Autograde.autograde_preprocessors = sandboxed(config.Autograde.autograde_preprocessors)
     return config
 
 

@@ -221,3 +221,15 @@ def test_hidden_test_cells_are_read_never_run():
     assert hidden_calls(source) == [("check_verify", 4.0)]
     with pytest.raises(ValueError, match="calls none of"):
         hidden_calls("import os\nos.system('echo not a hidden test')")
+
+
+def test_the_grader_runs_the_config_files_steps_with_the_sandbox_in_place_of_the_kernel(tmp_path):
+    from grader.pipeline import KERNEL_EXECUTE, SANDBOX_EXECUTE, load_config, sandboxed
+
+    stock = list(load_config(tmp_path).Autograde.autograde_preprocessors)
+    ours = list(load_config(tmp_path, sandbox=True).Autograde.autograde_preprocessors)
+    assert SANDBOX_EXECUTE in ours and not set(KERNEL_EXECUTE) & set(ours)
+    assert len(ours) == len(stock) - len(KERNEL_EXECUTE) + 1
+    assert [step for step in stock if step not in KERNEL_EXECUTE] == [step for step in ours if step != SANDBOX_EXECUTE]
+    with pytest.raises(ValueError, match="KERNEL_EXECUTE"):
+        sandboxed(["nbgrader.preprocessors.Execute", "nbgrader.preprocessors.SaveAutoGrades"])
