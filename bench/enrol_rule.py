@@ -20,6 +20,7 @@ Encodings (the full pipeline, largest face) are cached in bench/cache/ (git-igno
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -54,11 +55,21 @@ def choose_photos() -> tuple[list[str], list[str]]:
     return people, strangers[::STRANGER_STEP]
 
 
+def library_version() -> str:
+    """SHA-256 of what the encodings depend on (the pipeline's sources and the model's weights):
+    the cache is used only while these are unchanged."""
+    digest = hashlib.sha256()
+    for name in ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "keras-facenet-h5/model.h5"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
 def encode_all(photos: list[str]) -> np.ndarray:
     """(n, 128) encodings of the largest face of each photo; NaN rows where no face was found."""
+    version = library_version()
     if CACHE.exists():
         cached = np.load(CACHE)
-        if cached["photos"].tolist() == photos:
+        if cached["photos"].tolist() == photos and str(cached.get("library", "")) == version:
             return cached["encodings"]
     model = load_model(ROOT / "keras-facenet-h5")
     encodings = np.full((len(photos), 128), np.nan, np.float32)
@@ -72,7 +83,7 @@ def encode_all(photos: list[str]) -> np.ndarray:
         print(f"  {start + len(names)}/{len(photos)} photos, {(start + len(names)) / (time.perf_counter() - started):.1f}/s",
               file=sys.stderr, flush=True)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE, photos=np.array(photos), encodings=encodings)
+    np.savez(CACHE, photos=np.array(photos), encodings=encodings, library=np.array(version))
     return encodings
 
 
