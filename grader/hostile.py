@@ -24,7 +24,8 @@ from typing import Callable
 
 import nbformat
 
-from grader.make_examples import HARD_CODED, POINTS, _index, build, corpus_main, edit, grade_id, solutions
+from grader.make_examples import (HARD_CODED, POINTS, ExpectedScores, _index, build, corpus_main, edit, grade_id,
+                                  solutions)
 from grader.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
 
 HOSTILE_FOLDER = GRADER / ".work" / "hostile"
@@ -37,20 +38,13 @@ HARD_CODED_LOST = {"triplet_loss_test_cases": 2, "triplet_loss_test_hidden": 3.5
 
 
 @dataclass
-class Hostile:
+class Hostile(ExpectedScores):
     student: str
     what: str
     build: Callable[["Sources"], bytes]
     lost: dict[str, float] = field(default_factory=dict)
     reason: str = ""                # a phrase the student's feedback must contain
     why: str = ""
-
-    def expected(self) -> dict[str, float]:
-        return {cell: round(points - self.lost.get(cell, 0.0), 4) for cell, points in POINTS.items()}
-
-    @property
-    def expected_total(self) -> float:
-        return round(sum(self.expected().values()), 4)
 
 
 class Sources:

@@ -81,14 +81,10 @@ def rename(text: str, names: dict[str, str]) -> str:
 # ---------------------------------------------------------------- the examples
 
 
-@dataclass
-class Example:
-    student: str
-    what: str
-    answers: Callable[[dict[str, str]], dict[str, str]] = lambda s: s
-    notebook: Callable[[nbformat.NotebookNode], None] = lambda nb: None
-    lost: dict[str, float] = field(default_factory=dict)  # grade_id -> points lost
-    why: str = ""
+class ExpectedScores:
+    """Expected points per graded cell of a generated submission: POINTS minus its `lost`."""
+
+    lost: dict[str, float]
 
     def expected(self) -> dict[str, float]:
         return {cell: round(points - self.lost.get(cell, 0.0), 4) for cell, points in POINTS.items()}
@@ -96,6 +92,16 @@ class Example:
     @property
     def expected_total(self) -> float:
         return round(sum(self.expected().values()), 4)
+
+
+@dataclass
+class Example(ExpectedScores):
+    student: str
+    what: str
+    answers: Callable[[dict[str, str]], dict[str, str]] = lambda s: s
+    notebook: Callable[[nbformat.NotebookNode], None] = lambda nb: None
+    lost: dict[str, float] = field(default_factory=dict)  # grade_id -> points lost
+    why: str = ""
 
 
 def _unanswered(answers):
