@@ -1,10 +1,23 @@
-"""The original course network: FaceNet's Inception-ResNet-v1, in Keras 3 standard layers.
+"""The course network: FaceNet's Inception-ResNet-v1, as named blocks of Keras 3 layers.
 
-For instructors who hold the original course weights (`keras-facenet-h5/model.h5`, about
-90 MB): `facerec.original_model.load_course_model()` builds this network and loads them.
-The course's own `model.json` (Keras 2.4) no longer loads, because its 21 residual `Lambda`
-layers store their function as Python 3.7 bytecode; here the same graph is written out as
-readable block functions.
+    model = inception_resnet_v1()      # or the course's name for it: faceRecoModel((160, 160, 3))
+
+Input: a batch of RGB faces, shape (m, 160, 160, 3), pixel values divided by 255 (0..1), as the
+course fed it. Output: the 128-number bottleneck, shape (m, 128); callers divide each row by its
+L2 norm before comparing faces. `make setup` builds this network, loads the pretrained weights
+into it and writes `keras-facenet-h5/model.json` + `model.h5` (see facerec/course_weights.py).
+
+The network, from input to output (sizes for a 160x160 face):
+- `stem`: six plain convolutions and a max-pool shrink the face to 17x17 with 256 channels;
+- five Inception-ResNet-A blocks (`Block35_1..5`, 17x17), ten Inception-ResNet-B blocks
+  (`Block17_1..10`, 8x8) and six Inception-ResNet-C blocks (`Block8_1..6`, 3x3). Each block runs
+  a few small convolution branches side by side, concatenates them, projects them back to its
+  input's width with a 1x1 convolution and adds the result to its input, scaled down first
+  (0.17, 0.10, 0.20): small residual steps keep a deep network stable in training;
+- two reductions (`Mixed_6a`, `Mixed_7a`) halve the grid between the block types, with strided
+  convolutions and a max-pool side by side;
+- `embedding_head`: average over the grid (1792 numbers), dropout (training only), a linear
+  `Bottleneck` to 128 numbers and a batch normalisation.
 
 Sources of the layout (facts, not code): Szegedy et al. 2016, "Inception-v4,
 Inception-ResNet and the Impact of Residual Connections on Learning" (the stem, the
@@ -12,13 +25,11 @@ Inception-ResNet-A/B/C blocks, reductions A/B and the scaled residual sum); Schr
 2015, "FaceNet" (a 128-d embedding); David Sandberg's `facenet` (the v1 variant for faces and
 its layer names, e.g. `Block35_1_Branch_2_Conv2d_0b_3x3`, kept by the course's model.json).
 
-Layer names and weight shapes match the course's model.json one to one, so the original
-Keras-2 weights load by name. The only layers added carry no weights:
-- `Input_Rescaling` multiplies pixels by 1/255: callers pass plain RGB pixel values 0..255 of
-  a 160x160 face, as the course fed its network values in [0, 1];
-- each residual block's `<block>_Scale` (a `Rescaling`) multiplies the residual branch by the
-  block's scale before the `Add`, which keeps the original `<block>_ScaleSum` name; together
-  they compute what the original `Lambda` did: `shortcut + residual * scale`.
+Layer names and weight shapes match the course's model.json one to one, so Keras-2 weights of
+that network load by name. The only layers added carry no weights: each residual block's
+`<block>_Scale` (a `Rescaling`) multiplies the residual branch by the block's scale before the
+`Add`, which keeps the original `<block>_ScaleSum` name; together they compute what the
+original's `Lambda` layers did (`shortcut + residual * scale`) without Python code in the JSON.
 """
 from __future__ import annotations
 
@@ -31,7 +42,6 @@ from keras import layers  # noqa: E402
 
 INPUT_SIZE = (160, 160)
 EMBEDDING_SIZE = 128
-PIXEL_SCALE = 1 / 255
 
 # Residual scales, as the course's model.json stores them in each Lambda's `arguments`.
 BLOCK35_SCALE = 0.17
@@ -131,14 +141,13 @@ def embedding_head(x, size: int = EMBEDDING_SIZE):
     return layers.BatchNormalization(axis=-1, name="Bottleneck_BatchNorm", **_BN)(x)
 
 
-def inception_resnet_v1(input_size: tuple[int, int] = INPUT_SIZE, pixel_scale: float = PIXEL_SCALE):
-    """The course's FaceNet: plain RGB pixels (0..255) of shape (*input_size, 3) -> 128-d.
+def inception_resnet_v1(input_size: tuple[int, int] = INPUT_SIZE):
+    """The course's FaceNet: RGB faces of shape (*input_size, 3), pixels / 255 -> 128-d.
 
     The output is the raw bottleneck; the course divided it by its L2 norm before comparing.
     """
-    pixels = keras.Input((*input_size, 3), name="input_1")
-    x = layers.Rescaling(pixel_scale, name="Input_Rescaling")(pixels)
-    x = stem(x)
+    faces = keras.Input((*input_size, 3), name="input_1")
+    x = stem(faces)
     for i in range(1, 6):
         x = inception_resnet_a(x, f"Block35_{i}")
     x = reduction_a(x)
@@ -149,7 +158,7 @@ def inception_resnet_v1(input_size: tuple[int, int] = INPUT_SIZE, pixel_scale: f
         x = inception_resnet_c(x, f"Block8_{i}")
     # The last block adds its residual unscaled and without a ReLU, as in Sandberg's network.
     x = inception_resnet_c(x, "Block8_6", scale=1.0, relu=False)
-    return keras.Model(pixels, embedding_head(x), name="inception_resnet_v1")
+    return keras.Model(faces, embedding_head(x), name="inception_resnet_v1")
 
 
 def faceRecoModel(input_shape=(*INPUT_SIZE, 3)):

