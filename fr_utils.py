@@ -1,32 +1,35 @@
 """Helpers for the face-recognition notebook: photos in, face encodings out.
 
-    model = load_model()                                  # the pretrained encoder (keras-facenet-h5/)
+    model = load_model()                                  # the course's FaceNet (keras-facenet-h5/)
     encoding = img_to_encoding("images/camera_0.jpg", model)   # shape (1, 128), length 1
     distance = np.linalg.norm(encoding - other_encoding)  # small: probably the same person
-    same_person = distance < DISTANCE_THRESHOLD
+    same_person = distance < DISTANCE_THRESHOLD           # 0.7, the course's threshold
 
-What `img_to_encoding` does for you: it reads the photo, finds the face in it (MTCNN detector),
-rotates and scales it so that the eyes, nose and mouth land on fixed spots of a 150x150 "chip"
-(the way the network was trained), runs the network, and scales the 128 numbers to length 1.
-If the photo has several faces it encodes the largest; if it has none, you get NoFaceFoundError.
+What `img_to_encoding` does for the course's network, exactly as the course did: it reads the
+photo (JPEGs with IJG libjpeg 9, the decoder the course's numbers were computed with), resizes it
+to 160x160 (nearest neighbour), divides the pixel values by 255, runs the network and scales the
+128 numbers to length 1. The course photos are faces already cut out, so nothing finds the face.
 
-Also here: `encode_images(paths, model)` encodes many photos at once (much faster than a loop),
-`extract_faces(photo, model)` returns every face found (box, landmarks, chip, encoding),
-`load_image(path)` reads any photo as an RGB array. Every error these raise is a FaceRecError
-whose message says which file is at fault and what to do.
+For real photos, with faces anywhere in them, the package has a second network, dlib's ResNet
+(`load_photo_model()`, folder dlib-resnet-h5/): with it the same helpers find every face (MTCNN
+detector), align it onto a 150x150 chip and encode it; `distance_threshold(model)` gives its
+threshold. `encode_images(paths, model)` encodes many photos at once, `extract_faces(photo,
+model)` returns every face found (box, landmarks, chip, encoding), `load_image(path)` reads any
+photo as an RGB array. Every error these raise is a FaceRecError whose message says which file
+is at fault and what to do.
 """
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up logs quiet
 
 from facerec.encode import (
-    DISTANCE_THRESHOLD,
     Face,
     distance_threshold,
     encode_images,
     extract_faces,
     img_to_encoding,
     load_model,
+    load_photo_model,
 )
 from facerec.encode import threshold_for_folder
 from facerec.errors import (
@@ -39,8 +42,7 @@ from facerec.errors import (
 )
 from facerec.images import load_image
 
-# The measured threshold of the default model; the course's own 0.7 when keras-facenet-h5/ holds
-# the original course weights (an instructor's copy), so that the notebook works with either.
+# The threshold of the network in keras-facenet-h5/: the course's 0.7 for its FaceNet.
 DISTANCE_THRESHOLD = threshold_for_folder()
 
 __all__ = [
@@ -58,4 +60,5 @@ __all__ = [
     "img_to_encoding",
     "load_image",
     "load_model",
+    "load_photo_model",
 ]

@@ -28,7 +28,7 @@ from typing import Iterable
 
 import numpy as np
 
-from facerec.encode import DISTANCE_THRESHOLD, encode_images, load_model
+from facerec.encode import DISTANCE_THRESHOLD, distance_threshold, encode_images, load_photo_model
 from facerec.errors import EmptyInputError, FaceRecError, describe_source
 from facerec.images import ImageSource, as_source_list
 
@@ -87,14 +87,17 @@ class _Person:
 class FaceDatabase:
     """People, each with one or more enrolled face encodings.
 
-    `model` encodes the photos given to `add` (None: the course model, loaded on first use);
-    `threshold`: largest distance (exclusive) at which a face is accepted as someone;
+    `model` encodes the photos given to `add` (None: dlib's ResNet, the network for real photos,
+    loaded on first use); `threshold`: largest distance (exclusive) at which a face is accepted
+    as someone (None: the model's own, `facerec.encode.distance_threshold`);
     `rule`: "mean" or "nearest", how a person's several photos combine (see the module doc).
     """
 
-    def __init__(self, model=None, threshold: float = DISTANCE_THRESHOLD, rule: str = "mean"):
+    def __init__(self, model=None, threshold: float | None = None, rule: str = "mean"):
         self._people: dict[str, _Person] = {}
         self._matrix_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if threshold is None:
+            threshold = DISTANCE_THRESHOLD if model is None else distance_threshold(model)
         self.threshold = threshold
         self.rule = rule
         self._model = model
@@ -124,9 +127,9 @@ class FaceDatabase:
 
     @property
     def model(self):
-        """The encoding model (loaded with facerec.encode.load_model() the first time it is needed)."""
+        """The encoding model (dlib's ResNet, facerec.encode.load_photo_model(), loaded when first needed)."""
         if self._model is None:
-            self._model = load_model()
+            self._model = load_photo_model()
         return self._model
 
     @property

