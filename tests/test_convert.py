@@ -11,7 +11,7 @@ from PIL import Image
 from facerec import convert, dlib_format
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_DIR = ROOT / "keras-facenet-h5"
+MODEL_DIR = ROOT / "dlib-resnet-h5"
 LFW = ROOT / "data" / "lfw" / "lfw-deepfunneled"
 TOLERANCE = 1e-5  # the bound; a careful conversion reaches about 5e-7
 

@@ -1,7 +1,8 @@
-"""The original course network: same layout as the course's model.json, same outputs, weights loaded by name.
+"""The course network: same layout as the course's model.json, same outputs, weights loaded by name.
 
-The original weights are not available, so synthetic weights are written in the exact Keras-2
-HDF5 layout derived from the course's model.json (into pytest's tmp folder, never committed).
+Synthetic weights are written in the exact Keras-2 HDF5 layout derived from the course's
+model.json (into pytest's tmp folder, never committed), so that every weight is known to land in
+its place; the real weights and the course's published numbers are tested in test_course_network.py.
 Two builds are compared: `inception_blocks_v2` loaded by name with `facerec.original_model`,
 and the model.json itself read by Keras's deserialiser and loaded by Keras's own legacy
 (topological) loader.
@@ -25,7 +26,7 @@ from facerec import original_model as om  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
-DEFAULT_MODEL_DIR = ROOT / "keras-facenet-h5"
+DLIB_MODEL_DIR = ROOT / "dlib-resnet-h5"
 TOLERANCE = 1e-5
 LAMBDA_COUNT, LAYER_COUNT, WEIGHT_COUNT = 21, 426, 490
 PARAMETER_COUNT = 22_808_144
@@ -83,11 +84,14 @@ def json_model(synthetic_file):
 
 @pytest.fixture(scope="module")
 def course_pixels():
-    """The 18 course photos as the course fed them: RGB, nearest-neighbour resize to 160x160."""
+    """The 18 course photos as the course fed them: RGB (JPEGs by IJG libjpeg 9), nearest-neighbour
+    resize to 160x160, divided by 255."""
+    from facerec.images import load_image
+
     paths = sorted(_require(IMAGES).iterdir())
     assert len(paths) == 18
-    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((160, 160), Image.NEAREST))
-                     for p in paths]).astype(np.float32)
+    return np.stack([np.asarray(Image.fromarray(load_image(p, jpeg_decoder="libjpeg9")).resize((160, 160), Image.NEAREST))
+                     for p in paths]).astype(np.float32) / np.float32(255)
 
 
 def _stored_arrays(path) -> dict[str, tuple]:
@@ -158,7 +162,7 @@ def test_layers_and_connections_match_model_json(network, json_model, reference)
     extra = set(ours) - set(original)
     residuals = {name[:-len("_ScaleSum")] for name in original if name.endswith("_ScaleSum")}
     assert not set(original) - set(ours)
-    assert extra == {"Input_Rescaling"} | {f"{block}_Scale" for block in residuals}
+    assert extra == {f"{block}_Scale" for block in residuals}
     assert all(type(ours[name]).__name__ == "Rescaling" and not ours[name].weights for name in extra)
 
     def inbound(layer):
@@ -272,8 +276,7 @@ def test_a_damaged_file_gives_a_clear_error_and_loads_nothing(network, synthetic
 def test_both_builds_agree_on_the_course_images(network, json_model, course_pixels):
     model, _ = network
     ours = model.predict_on_batch(course_pixels)
-    # The course scaled pixels to [0, 1] before the network; ours does it inside (x * (1/255)).
-    theirs = json_model.predict_on_batch(course_pixels * np.float32(1 / 255))
+    theirs = json_model.predict_on_batch(course_pixels)
     worst = float(np.abs(ours - theirs).max())
     print(f"max |ours - model.json| over 18 course images x 128: {worst:.2e}")
     assert worst <= TOLERANCE
@@ -294,7 +297,7 @@ def test_the_comparison_would_catch_swapped_branches(network, json_model, course
     try:
         a.set_weights(saved_b)
         b.set_weights(saved_a)
-        swapped = json_model.predict_on_batch(course_pixels[:4] * np.float32(1 / 255))
+        swapped = json_model.predict_on_batch(course_pixels[:4])
     finally:
         a.set_weights(saved_a)
         b.set_weights(saved_b)
@@ -334,7 +337,7 @@ def test_recognises_a_known_git_blob_id(tmp_path, monkeypatch):
 
 
 def test_rejects_the_default_model_and_other_files(tmp_path):
-    assert not om.is_original_weights_file(_require(DEFAULT_MODEL_DIR / "model.h5"))
+    assert not om.is_original_weights_file(_require(DLIB_MODEL_DIR / "model.h5"))
     random_h5 = tmp_path / "random.h5"
     with h5py.File(random_h5, "w") as f:
         f.create_dataset("data", data=np.random.default_rng(0).standard_normal((16, 16)))
@@ -356,13 +359,13 @@ def test_course_model_is_the_original_when_the_folder_holds_it(synthetic_file, n
     model, info = om.load_course_model(tmp_path)
     assert info.original and info.recognised_by.startswith("layout")
     assert (info.input_size, info.threshold, info.align, info.resample) == ((160, 160), 0.7, False, "nearest")
-    assert om.model_info(network[0]).original and not om.model_info(json_model).original
+    assert om.model_info(network[0]).original and om.model_info(json_model).original  # both take pixels / 255
     expected = network[0].predict_on_batch(course_pixels[:2])
     np.testing.assert_array_equal(model.predict_on_batch(course_pixels[:2]), expected)
 
 
-def test_course_model_is_the_default_otherwise():
-    model, info = om.load_course_model(_require(DEFAULT_MODEL_DIR))
+def test_a_folder_of_dlibs_network_gives_dlibs_network():
+    model, info = om.load_course_model(_require(DLIB_MODEL_DIR))
     assert not info.original and info.recognised_by is None
     assert info.input_size == (150, 150) and info.align
     assert model.output_shape == (None, 128)
@@ -374,7 +377,7 @@ def test_course_model_is_the_default_otherwise():
 
 
 def test_a_truncated_copy_says_what_to_do(synthetic_file, scratch):
-    shutil.copyfile(_require(DEFAULT_MODEL_DIR / "model.json"), scratch / "model.json")
+    shutil.copyfile(_require(DLIB_MODEL_DIR / "model.json"), scratch / "model.json")
     with open(synthetic_file, "rb") as src:
         (scratch / "model.h5").write_bytes(src.read(1 << 20))
     with pytest.raises(om.CourseModelUnreadableError, match="model.h5 cannot be read .* incomplete"):
@@ -390,7 +393,7 @@ def test_an_empty_folder_says_what_to_do(tmp_path):
 
 def test_the_notebook_helpers_use_the_original_model_as_the_course_did(synthetic_file, network,
                                                                        course_pixels, tmp_path):
-    """fr_utils with the original weights: no alignment, nearest resize to 160, threshold 0.7."""
+    """fr_utils with the course network: no alignment, nearest resize to 160, /255, threshold 0.7."""
     import fr_utils
 
     (tmp_path / "model.h5").symlink_to(synthetic_file)
@@ -406,12 +409,14 @@ def test_the_notebook_helpers_use_the_original_model_as_the_course_did(synthetic
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_the_notebook_helpers_use_the_measured_threshold_with_the_default_model():
+def test_the_notebook_helpers_use_the_measured_threshold_with_dlibs_network():
     import fr_utils
 
-    model = fr_utils.load_model(DEFAULT_MODEL_DIR)
+    model = fr_utils.load_model(DLIB_MODEL_DIR)
     assert not om.is_original_network(model)
-    assert fr_utils.distance_threshold(model) == fr_utils.DISTANCE_THRESHOLD
+    from facerec.encode import DISTANCE_THRESHOLD
+
+    assert fr_utils.distance_threshold(model) == DISTANCE_THRESHOLD == fr_utils.threshold_for_folder(DLIB_MODEL_DIR)
 
 
 def test_the_notebooks_plain_keras_load_works_with_the_original_weights(synthetic_file, network,
