@@ -28,7 +28,8 @@ from typing import Iterable
 
 import numpy as np
 
-from facerec.encode import DISTANCE_THRESHOLD, distance_threshold, encode_images, load_photo_model
+from facerec.encode import DISTANCE_THRESHOLD, encode_images, load_photo_model
+from facerec.original_model import ORIGINAL_THRESHOLD, is_original_network
 from facerec.errors import EmptyInputError, FaceRecError, describe_source
 from facerec.images import ImageSource, as_source_list
 
@@ -96,8 +97,8 @@ class FaceDatabase:
     def __init__(self, model=None, threshold: float | None = None, rule: str = "mean"):
         self._people: dict[str, _Person] = {}
         self._matrix_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        if threshold is None:
-            threshold = DISTANCE_THRESHOLD if model is None else distance_threshold(model)
+        if threshold is None:  # the course's 0.7 for its FaceNet, else dlib's ResNet's measured one
+            threshold = ORIGINAL_THRESHOLD if is_original_network(model) else DISTANCE_THRESHOLD
         self.threshold = threshold
         self.rule = rule
         self._model = model

@@ -307,8 +307,8 @@ class ModelInfo:
 
 def is_original_network(model) -> bool:
     """Whether `model` is the course network of `inception_blocks_v2` (it takes pixels / 255)."""
-    return model.name == "inception_resnet_v1" and any(
-        layer.name == "Block8_6_ScaleSum" for layer in model.layers)
+    return getattr(model, "name", None) == "inception_resnet_v1" and any(
+        layer.name == "Block8_6_ScaleSum" for layer in getattr(model, "layers", ()))
 
 
 def model_info(model, weights=None, recognised_by: str | None = None) -> ModelInfo:

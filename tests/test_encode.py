@@ -266,8 +266,9 @@ def test_empty_lists_raise_empty_input(encoding_model):
 
 def test_load_model_from_another_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # e.g. a notebook in a sub-folder: falls back to the project's folder
-    model = load_model()
-    assert model.input_shape == (None, 150, 150, 3) and model.output_shape == (None, 128)
+    assert load_model("dlib-resnet-h5").input_shape == (None, 150, 150, 3)
+    model = load_model()  # the course's FaceNet
+    assert model.input_shape == (None, 160, 160, 3) and model.output_shape == (None, 128)
 
 
 def test_load_model_names_the_missing_folder(tmp_path):
@@ -280,8 +281,10 @@ def test_fr_utils_exposes_the_notebook_api():
     import facerec.encode
     import fr_utils
 
-    for name in ("img_to_encoding", "encode_images", "load_model", "extract_faces", "DISTANCE_THRESHOLD"):
+    for name in ("img_to_encoding", "encode_images", "load_model", "load_photo_model", "extract_faces",
+                 "distance_threshold"):
         assert getattr(fr_utils, name) is getattr(facerec.encode, name)
+    assert fr_utils.DISTANCE_THRESHOLD == 0.7  # the course's, for the course's network in keras-facenet-h5
     assert fr_utils.load_image is load_image and fr_utils.NoFaceFoundError is NoFaceFoundError
     assert issubclass(fr_utils.NoFaceFoundError, fr_utils.FaceRecError)
     assert isinstance(fr_utils.DISTANCE_THRESHOLD, float)

@@ -89,7 +89,7 @@ def test_five_photos_per_person_bring_test_photos_closer(executed):
     assert len(before) == len(after) == 50
     assert np.median(after) < np.median(before)
     assert np.mean(after < before) > 0.7
-    assert np.all(after < namespace["DISTANCE_THRESHOLD"])
+    assert np.all(after < namespace["PHOTO_THRESHOLD"])
     assert len(shown[2].axes[0].lines) >= 50  # one line per test photo
     assert namespace["reloaded"].names == namespace["people"]
 
@@ -114,8 +114,8 @@ def test_calibration_on_200_pairs_supports_the_threshold(executed):
     namespace, shown = executed
     assert len(namespace["pairs"]) == 200 and namespace["same"].sum() == 100
     assert namespace["accuracy"] >= 0.97
-    assert abs(namespace["threshold"] - namespace["DISTANCE_THRESHOLD"]) < 0.05
-    assert np.mean((namespace["distances"] < namespace["DISTANCE_THRESHOLD"]) == namespace["same"]) >= 0.97
+    assert abs(namespace["threshold"] - namespace["PHOTO_THRESHOLD"]) < 0.05
+    assert np.mean((namespace["distances"] < namespace["PHOTO_THRESHOLD"]) == namespace["same"]) >= 0.97
     histogram, roc = shown[3].axes
     assert len(histogram.patches) == 80  # two histograms of 40 bins
     assert namespace["curve"].auc > 0.98 and len(roc.lines) == 2
@@ -129,6 +129,6 @@ def test_strangers_against_the_twelve_course_people(executed):
     assert len(matches) >= 195
     # The text says "about 1 stranger in 9" (22 of 199 when written).
     assert 0.08 <= len(let_in) / len(matches) <= 0.18
-    assert all(match.distance < namespace["DISTANCE_THRESHOLD"] for match in let_in)
+    assert all(match.distance < namespace["PHOTO_THRESHOLD"] for match in let_in)
     assert len(shown[4].axes[0].patches) == 30
     assert len(shown) == 5

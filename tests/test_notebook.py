@@ -61,7 +61,8 @@ def test_student_notebook_works_as_opened_in_its_own_folder():
               for o in c.outputs if o.output_type == "execute_result"]
     assert scores == [0.0] * 4  # the visible test cells; hidden test cells are empty here
     model_cell = next(c for c in notebook.cells if nbgrader_meta(c).get("grade_id") == "model")
-    assert "input shape:  (None, 150, 150, 3)\noutput shape: (None, 128)\n" in outputs_text(model_cell)
+    printed = outputs_text(model_cell)  # model.inputs and model.outputs, as the course printed them
+    assert "shape=(None, 160, 160, 3)" in printed and "shape=(None, 128)" in printed
 
 
 def test_source_notebook_runs_top_to_bottom_without_error(executed):
@@ -86,22 +87,41 @@ def test_the_visible_triplet_loss_test_prints_the_classic_value(executed):
     assert "loss = tf.Tensor(527.2598, shape=(), dtype=float32)\n" in outputs_text(cell)
 
 
+def test_the_visible_tests_print_the_courses_numbers(executed):
+    printed = {nbgrader_meta(c).get("grade_id"): outputs_text(c) for c in executed.cells}
+    assert "the course printed (0.5992949, True)" in printed["verify_test_visible"]
+    assert "the course printed (1.0259346, False)" in printed["verify_test_visible"]
+    assert "the course printed (0.5992949, 'younes')" in printed["who_is_it_test_visible"]
+    returned = [float(x) for x in re.findall(r"verify returned \(([\d.]+), ", printed["verify_test_visible"])]
+    assert len(returned) == 2 and abs(returned[0] - 0.5992949) <= 1e-6 and abs(returned[1] - 1.0259346) <= 1e-6
+
+
 def test_what_the_text_says_about_the_photos_is_what_the_cells_print(executed):
     text = "\n".join(outputs_text(c) for c in executed.cells if c.cell_type == "code")
     # "The closest photo is the right person every time here" (by pixels).
     closest = re.findall(r"camera_\d\.jpg \((\w+)\): closest by pixels is (\w+)", text)
     assert len(closest) == 6 and all(truth == found for truth, found in closest)
 
-    # "the two ranges above overlap" (pixels); "every 'same person' distance is smaller than
-    # every 'different people' distance" (encodings); altered copies stay closer than any two people.
+    # "the two ranges above overlap" (pixels); with encodings "the groups still touch"; a shifted or
+    # mirrored copy "stays close to the original", the darker copy "lands far from him".
     ranges = {group: tuple(map(float, numbers)) for group, *numbers in re.findall(
         r"^(same person|different people|younes, altered copies)\s+pixels\s+([\d.]+) to\s+([\d.]+)"
         r" \| encodings ([\d.]+) to ([\d.]+)$", text, re.MULTILINE)}
     assert set(ranges) == {"same person", "different people", "younes, altered copies"}
     same, different, altered = ranges["same person"], ranges["different people"], ranges["younes, altered copies"]
     assert same[1] > different[0], "pixels: the same-person and different-people ranges should overlap"
-    assert same[3] < different[2], "encodings: every same-person distance should be below every other"
-    assert altered[3] < different[2]
+    assert same[3] > different[2], "encodings: the largest same-person distance should pass the smallest other"
+    assert altered[2] < same[3] < altered[3], "encodings: one altered copy close, the darker one far"
+
+    # The JPEG lesson: the two decoders' pixels differ, and the distance "changes in the third decimal".
+    levels = int(re.search(r"largest pixel difference: (\d+) of 255", text).group(1))
+    ijg, turbo = (float(x) for x in re.findall(r"camera_0 to younes, libjpeg[- ][\w ]*?:\s+([\d.]+)", text))
+    assert levels > 0 and 1e-3 <= abs(ijg - turbo) < 1e-2
+
+    # "camera_4.jpg: it is Dan, and the door lets him in, but greets him as Sebastiano"; the rest right.
+    greeted = dict(re.findall(r"^(camera_\d)\.jpg, really \w+: Hello (\w+), come in!$", text, re.MULTILINE))
+    assert greeted == {"camera_0": "younes", "camera_1": "bertrand", "camera_2": "benoit",
+                       "camera_3": "bertrand", "camera_4": "sebastiano", "camera_5": "arnaud"}
 
     # "Every employee gets in, but some false claims would get in too."
     refused, employees, accepted, claims = map(int, re.search(
