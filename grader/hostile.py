@@ -24,7 +24,7 @@ from typing import Callable
 
 import nbformat
 
-from grader.make_examples import (HARD_CODED, POINTS, ExpectedScores, _index, build, corpus_main, edit, grade_id,
+from grader.make_examples import (EXAMPLES, HARD_CODED, POINTS, ExpectedScores, _index, build, corpus_main, edit, grade_id,
                                   solutions)
 from grader.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
 
@@ -33,8 +33,7 @@ TRIPLET = ("triplet_loss_test_random", "triplet_loss_test_cases", "triplet_loss_
 VERIFY = ("verify_test_visible", "verify_test_hidden")
 WHO_IS_IT = ("who_is_it_test_visible", "who_is_it_test_hidden")
 # What the "hard-coded" example loses (grader/make_examples.py): the same answers with tricks on top.
-HARD_CODED_LOST = {"triplet_loss_test_cases": 2, "triplet_loss_test_hidden": 3.5,
-                   "verify_test_hidden": 3, "who_is_it_test_hidden": 3.5}
+HARD_CODED_LOST = next(example.lost for example in EXAMPLES if example.student == "hard_coded")
 
 
 @dataclass
@@ -415,7 +414,7 @@ HOSTILE = [
             lost=HARD_CODED_LOST, reason="numpy.isclose",
             why="the hidden tests compare in the grader's process; the visible ones never used isclose"),
     Hostile("patch_norm", "the hard-coded answers, plus np.linalg.norm returning the expected distance",
-            _hard_coded_with("verify_answer", "np.linalg.norm = lambda *args, **kwargs: 0.2030"),
+            _hard_coded_with("verify_answer", "np.linalg.norm = lambda *args, **kwargs: 0.5992949"),
             lost=HARD_CODED_LOST, reason="numpy.linalg.norm", why="put back before the tests; as hard-coded"),
     Hostile("patch_reduce_sum", "triplet_loss sums the anchors, and tf.reduce_sum is patched to say 527.2598",
             _patch_reduce_sum,
