@@ -303,37 +303,27 @@ class Guard:
     """The transport a hidden test's answer travels through (TRANSPORT_MODULES), as it was before
     the student's code ran: module dictionaries, the dictionaries of their classes, and the code,
     defaults and keyword defaults of their functions (a function's code can be replaced in place).
+    Snapshots are tuples and frozensets, which no code can change afterwards.
 
-    Kernel.serve puts the code and the module dictionaries back itself, with only local
-    references, before reading each request and before encoding each reply; `restore` then puts
-    back the classes and says what had changed.
+    Kernel.serve puts the code and the dictionaries back itself, with only local references,
+    before reading each request and before encoding each reply.
     """
 
-    def __init__(self):
+    def __init__(self, *instances):
         modules = [(name, sys.modules[name]) for name in TRANSPORT_MODULES if name in sys.modules]
-        self.modules = tuple((name, vars(module), dict(vars(module))) for name, module in modules)
-        classes, functions = [], []
+        dictionaries, functions = [], []
         for name, module in modules:
+            dictionaries.append((name, vars(module)))
             for value in list(vars(module).values()):
                 if isinstance(value, type) and value.__module__ == name:
-                    classes.append((f"{name}.{value.__qualname__}", value, dict(vars(value))))
+                    dictionaries.append((f"{name}.{value.__qualname__}", value))
                     functions += [f for member in vars(value).values() for f in _functions_in(member)]
                 functions += _functions_in(value) if getattr(value, "__module__", None) == name else []
-        self.classes = tuple(classes)
+        dictionaries += [(f"the kernel's {type(i).__name__}", vars(i)) for i in instances]
+        self.dictionaries = tuple((name, owner, frozenset(vars(owner) if isinstance(owner, type) else owner),
+                                   tuple((vars(owner) if isinstance(owner, type) else owner).items()))
+                                  for name, owner in dictionaries)
         self.functions = tuple((f, f.__code__, f.__defaults__, f.__kwdefaults__) for f in dict.fromkeys(functions))
-
-    def restore(self, changed: list[str]) -> list[str]:
-        """Put the classes back; `changed` is what serve's own reset found. Returns all names."""
-        for name, cls, saved in self.classes:
-            current = dict(vars(cls))
-            for key, value in saved.items():
-                if key not in current or current[key] is not value:
-                    changed.append(f"{name}.{key}")
-                    setattr(cls, key, value)
-            for key in [k for k in current if k not in saved and k != "__annotations__"]:  # made on first read
-                changed.append(f"{name}.{key}")
-                delattr(cls, key)
-        return changed
 
 
 def _functions_in(value) -> list:
@@ -404,7 +394,6 @@ class Kernel:
         self.sink = _Stream("stdout", self)  # between cells (a thread's late prints): dropped
         sys.stdout = sys.stderr = self.sink
         self.pristine = Pristine(fr_checks_code)
-        self.guard = Guard()
 
     @contextlib.contextmanager
     def capture(self, limit: int = MAX_CELL_OUTPUT_BYTES):
@@ -469,12 +458,14 @@ class Kernel:
         return reply
 
     def serve(self):
-        # Bound before any student code runs; the loop itself uses only these locals, so that what
-        # a notebook replaces cannot stop the transport from being put back.
-        sock, guard, pristine = self.sock, self.guard, self.pristine
+        # Bound before any student code runs. The loop uses only these locals, and puts back the
+        # transport's code and dictionaries inline, so that nothing a notebook replaces can stop it.
+        guard = Guard(self)
+        sock, functions, dictionaries = self.sock, guard.functions, guard.dictionaries
         handlers = {"run": self.run, "defined": self.defined, "call": self.call}
-        functions, modules = guard.functions, guard.modules
-        receive, send, encode = wire.receive, wire.send, self.encode
+        receive, send, encode, restore = wire.receive, wire.send, self.encode, self.pristine.restore
+        closed = (wire.ChannelClosed, wire.ProtocolError)
+        is_class, setattr_, delattr_ = type, setattr, delattr
         reply = None
         while True:
             changed = []
@@ -484,19 +475,21 @@ class Kernel:
                     changed.append(f"{function.__module__}.{function.__qualname__}")
                     function.__code__, function.__defaults__ = code, defaults
                     function.__kwdefaults__ = keyword_defaults
-            for name, current, saved in modules:
-                for key in [k for k in current if k not in saved or current[k] is not saved[k]]:
-                    if not key.startswith("__"):
-                        changed.append(f"{name}.{key}")
-                    if key in saved:
-                        current[key] = saved[key]
-                    else:
-                        del current[key]
+            for name, owner, keys, items in dictionaries:
+                cls = isinstance(owner, is_class)
+                current = owner.__dict__ if cls else owner
+                for key in [k for k in current if k not in keys and k != "__annotations__"]:
+                    changed.append(f"{name}.{key}")
+                    delattr_(owner, key) if cls else current.pop(key)
+                for key, value in items:
+                    if key not in current or current[key] is not value:
+                        if cls or not key.startswith("__"):
+                            changed.append(f"{name}.{key}")
+                        setattr_(owner, key, value) if cls else current.__setitem__(key, value)
             if reply is not None:
                 try:
-                    changed = guard.restore(changed)
                     if "_value" in reply:  # the function may have patched the libraries on its way out
-                        changed += pristine.restore()
+                        changed += restore()
                     reply = encode(reply)
                 except BaseException as error:  # the student's value could not be encoded
                     reply = {"failed": f"the reply could not be encoded ({type(error).__name__})"}
@@ -507,7 +500,7 @@ class Kernel:
                 reply = None
             try:
                 request = receive(sock)
-            except (wire.ChannelClosed, wire.ProtocolError):
+            except closed:
                 return
             op = request.get("op")
             try:
