@@ -167,8 +167,10 @@ SAFE_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "co
 SAFE_ATTRIBUTES = {"*": ["class", "title"], "a": ["href", "title"], "img": ["src", "alt", "width", "height"],
                    "td": ["colspan", "rowspan", "align"], "th": ["colspan", "rowspan", "align"],
                    **{f"h{n}": ["id"] for n in range(1, 7)}}
-# HTML outputs larger than this are shown by their plain text (sanitizing megabytes costs seconds).
-MAX_SANITIZED_CHARS = 1_000_000
+# bleach needs about a second per 100 kB of tag-dense HTML: HTML and markdown outputs past these
+# sizes are shown by their plain text, and markdown cells by a line saying so.
+MAX_SANITIZED_CHARS = 100_000          # one output or markdown cell
+MAX_SANITIZED_PER_NOTEBOOK = 1_000_000
 
 
 def _sanitizer():
@@ -178,17 +180,23 @@ def _sanitizer():
     return SanitizeHTML(tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, strip=True, strip_comments=True)
 
 
-def sanitize_outputs(outputs) -> None:
+def sanitize_outputs(outputs, room: int = MAX_SANITIZED_PER_NOTEBOOK) -> int:
     """Make a code cell's outputs inert, in place: HTML and markdown sanitized, scripts, SVG,
-    widgets and any other active type dropped; images (PNG, JPEG) and text kept."""
+    widgets and any other active type dropped; images (PNG, JPEG) and text kept. HTML beyond
+    `room` characters (or MAX_SANITIZED_CHARS in one output) is dropped; returns what was used."""
+    used = 0
     for output in outputs:
         data = output.get("data")
         if output.get("output_type") not in ("display_data", "execute_result") or not isinstance(data, dict):
             continue
         for mime in ("text/html", "text/markdown"):
-            if len(data.get(mime) or "") > MAX_SANITIZED_CHARS:
-                del data[mime]
+            size = len(data.get(mime) or "")
+            if size > min(MAX_SANITIZED_CHARS, room - used):
+                data.pop(mime, None)
+            else:
+                used += size
     _sanitizer().sanitize_code_outputs(outputs)
+    return used
 
 
 def safe_markdown2html(source: str) -> str:
@@ -196,19 +204,29 @@ def safe_markdown2html(source: str) -> str:
     the student's to edit, and the grader's notes quote what a notebook did."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
+    if len(source) > MAX_SANITIZED_CHARS:
+        return f"<p><em>[a markdown cell of {len(source):,} characters: too long to show here]</em></p>"
     return _sanitizer().sanitize_html_tags(markdown2html_mistune(source))
 
 
 class SanitizeFeedback(NbGraderPreprocessor):
-    """Before the feedback is rendered: every code cell's outputs made inert (sanitize_outputs).
-    Markdown is sanitized as it is rendered (safe_markdown2html, set in nbgrader_config.py)."""
+    """Before the feedback is rendered: every code cell's outputs made inert (sanitize_outputs),
+    raw cells sanitized, and markdown past MAX_SANITIZED_PER_NOTEBOOK replaced by a line saying
+    so. Markdown is sanitized as it is rendered (safe_markdown2html, set in nbgrader_config.py)."""
 
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code":
-            sanitize_outputs(cell.outputs)
-        elif cell.cell_type == "raw":
-            cell.source = _sanitizer().sanitize_html_tags(cell.source)
-        return cell, resources
+    def preprocess(self, nb, resources):
+        room = MAX_SANITIZED_PER_NOTEBOOK
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                room -= sanitize_outputs(cell.outputs, max(room, 0))
+            elif cell.cell_type in ("markdown", "raw"):
+                room -= len(cell.source)
+                if room < 0 and len(cell.source) > 200:
+                    cell.source = (f"*[a {cell.cell_type} cell of {len(cell.source):,} characters: the notebook's "
+                                   "text passed what the feedback shows]*")
+                elif cell.cell_type == "raw":
+                    cell.source = _sanitizer().sanitize_html_tags(cell.source)
+        return nb, resources
 
 
 # ---------------------------------------------------------------- results

@@ -38,6 +38,7 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from grader import hidden, wire
+from grader.pipeline import MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
 
 GRADER = Path(__file__).resolve().parent
 REPOSITORY = GRADER.parent
@@ -603,6 +604,7 @@ class SandboxExecute(NbGraderPreprocessor):
         number = 0
         scrubbed = False
         output_bytes, dropped_from = 0, None
+        html_room = MAX_SANITIZED_PER_NOTEBOOK
         try:
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -632,14 +634,14 @@ class SandboxExecute(NbGraderPreprocessor):
                     else:
                         self._execute(cell, session, budget, settings, kind, number, notes, room)
                     with handling_budget():
-                        scrubbed |= _scrub_outputs(cell.outputs)
-                        sanitize_outputs(cell.outputs)
                         size = sum(map(_output_size, cell.outputs))
                         if output_bytes + size > NOTEBOOK_OUTPUT_BYTES:
                             _drop_outputs(cell, kind in ("test", "hidden"))
                             dropped_from = dropped_from or number
                             size = sum(map(_output_size, cell.outputs))
                         output_bytes += size
+                        scrubbed |= _scrub_outputs(cell.outputs)
+                        html_room -= sanitize_outputs(cell.outputs, max(html_room, 0))
                 except GraderOverrun:
                     session.kill(f"the grader spent more than {HANDLING_SECONDS:g} s reading what it sent back")
                     cell.outputs = [_error("GraderError", f"not graded: {session.dead}")]
@@ -752,12 +754,6 @@ def markdown_escape(text: str) -> str:
     import html
 
     return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(text, quote=False))
-
-
-def sanitize_outputs(outputs) -> None:
-    from grader.pipeline import sanitize_outputs as sanitize
-
-    sanitize(outputs)
 
 
 def _output_size(output) -> int:
