@@ -667,7 +667,7 @@ HOSTILE = [
             why="output is capped; the answers are right"),
     # 1. the grader's disk
     Hostile("fallocate_log", "fallocate(2 GiB, KEEP_SIZE) on the kernel's stdout and stderr",
-            _with_cell(FALLOCATE_LOG), reason="fallocate on fd 1 -> -1",
+            _with_cell(FALLOCATE_LOG), reason="Operation not supported",
             why="the kernel's output is a pipe the grader drains, and seccomp refuses fallocate"),
     Hostile("fallocate_tmp", "fallocate and posix_fallocate of 2 GiB in its /tmp, and io_uring",
             _with_cell(FALLOCATE_TMP), reason="posix_fallocate refused",
@@ -714,8 +714,8 @@ HOSTILE = [
     Hostile("output_30_cells", "thirty cells of 7.5 MB of output each (225 MB in all)",
             _with_cells([OUTPUT_CELL.format(letter="abcdefghijklmnopqrstuvwxyz0123"[i]) for i in range(30)]),
             reason="outputs passed 24 MB in all", why="the notebook's outputs are capped; the tests still score"),
-    Hostile("html_flood", "twelve cells of tag-dense HTML (800 kB each)", _with_cells([HTML_FLOOD] * 12),
-            reason="outputs passed", why="sanitized HTML is capped per notebook; the rest is shown as text"),
+    Hostile("html_flood", "twelve cells of tag-dense HTML (760 kB each)", _with_cells([HTML_FLOOD] * 12),
+            reason="shown as plain text", why="sanitized HTML is capped per notebook; the rest is shown as text"),
 ]
 BY_NAME = {h.student: h for h in HOSTILE}
 

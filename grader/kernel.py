@@ -65,7 +65,7 @@ class CellOutputs:
         if self.size + size > self.limit or len(self.items) >= MAX_OUTPUTS:
             self.truncated = True
             self.items.append({"output_type": "stream", "name": "stdout",
-                               "text": "\n[output truncated by the grader: more than it keeps for one cell]\n"})
+                               "text": "\n[output truncated by the grader: more than it keeps]\n"})
             return False
         self.size += size
         return True

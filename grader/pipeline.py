@@ -170,7 +170,7 @@ SAFE_ATTRIBUTES = {"*": ["class", "title"], "a": ["href", "title"], "img": ["src
 # bleach needs about a second per 100 kB of tag-dense HTML: HTML and markdown outputs past these
 # sizes are shown by their plain text, and markdown cells by a line saying so.
 MAX_SANITIZED_CHARS = 100_000          # one output or markdown cell
-MAX_SANITIZED_PER_NOTEBOOK = 1_000_000
+MAX_SANITIZED_PER_NOTEBOOK = 500_000
 
 
 def _sanitizer():

@@ -38,7 +38,8 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from grader import hidden, wire
-from grader.pipeline import MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
+from grader.kernel import MAX_CELL_OUTPUT_BYTES
+from grader.pipeline import MAX_SANITIZED_CHARS, MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
 
 GRADER = Path(__file__).resolve().parent
 REPOSITORY = GRADER.parent
@@ -50,6 +51,7 @@ START_TIMEOUT = 60.0
 KERNEL_LOG_BYTES = 2 << 20
 # All the outputs of one notebook, as the graded notebook and the feedback hold them.
 NOTEBOOK_OUTPUT_BYTES = 24 << 20
+
 MAX_OUTPUTS_PER_CELL = 1000
 # Names of replaced library attributes the grader keeps (and reads per reply).
 MAX_TAMPERED_NAMES = 100
@@ -604,7 +606,7 @@ class SandboxExecute(NbGraderPreprocessor):
         number = 0
         scrubbed = False
         output_bytes, dropped_from = 0, None
-        html_room = MAX_SANITIZED_PER_NOTEBOOK
+        html_room, html_dropped = MAX_SANITIZED_PER_NOTEBOOK, False
         try:
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -631,8 +633,8 @@ class SandboxExecute(NbGraderPreprocessor):
                 try:
                     if kind == "hidden":
                         self._judge(cell, session, photos, time.monotonic() + budget, settings)
-                    else:
-                        self._execute(cell, session, budget, settings, kind, number, notes, room)
+                    elif self._execute(cell, session, budget, settings, kind, number, notes, room):
+                        dropped_from = dropped_from or number  # the kernel kept only what was left
                     with handling_budget():
                         size = sum(map(_output_size, cell.outputs))
                         if output_bytes + size > NOTEBOOK_OUTPUT_BYTES:
@@ -641,7 +643,9 @@ class SandboxExecute(NbGraderPreprocessor):
                             size = sum(map(_output_size, cell.outputs))
                         output_bytes += size
                         scrubbed |= _scrub_outputs(cell.outputs)
+                        html = _html_outputs(cell.outputs)
                         html_room -= sanitize_outputs(cell.outputs, max(html_room, 0))
+                        html_dropped |= _html_outputs(cell.outputs) < html
                 except GraderOverrun:
                     session.kill(f"the grader spent more than {HANDLING_SECONDS:g} s reading what it sent back")
                     cell.outputs = [_error("GraderError", f"not graded: {session.dead}")]
@@ -664,6 +668,9 @@ class SandboxExecute(NbGraderPreprocessor):
         if dropped_from:
             notes.append(f"Your notebook's outputs passed {NOTEBOOK_OUTPUT_BYTES >> 20} MB in all: from code cell "
                          f"{dropped_from} on, outputs were dropped (test cells were still scored).")
+        if html_dropped:
+            notes.append(f"Some HTML or markdown outputs (past {MAX_SANITIZED_PER_NOTEBOOK // 1000:,} kB in all, or "
+                         f"{MAX_SANITIZED_CHARS // 1000:,} kB in one output) are shown as plain text.")
         if session.drain.overflowed:
             notes.append(f"Your notebook's process wrote {session.drain.total / 2**20:,.0f} MB to its standard "
                          f"output or error outside the notebook's cells; the grader kept {KERNEL_LOG_BYTES >> 20} MB "
@@ -672,8 +679,9 @@ class SandboxExecute(NbGraderPreprocessor):
 
     @staticmethod
     def _execute(cell, session: KernelSession, budget: float, settings, kind: str, number: int, notes: list,
-                 room: int):
-        test = kind == "test"
+                 room: int) -> bool:
+        """Run one cell; True when its output was cut to what is left of the notebook's budget."""
+        test, cut = kind == "test", False
         try:
             reply = session.request({"op": "run", "source": cell.source, "test": test, "limit": room}, budget)
             with handling_budget():
@@ -682,7 +690,8 @@ class SandboxExecute(NbGraderPreprocessor):
                 cell.outputs = _outputs(reply.get("outputs"))
                 cell.execution_count = reply.get("count") if isinstance(reply.get("count"), int) else None
                 session.note_tampered(reply.get("tampered"), reply.get("tampered_count"))
-            if reply.get("truncated") and room:
+            cut = bool(reply.get("truncated")) and room < MAX_CELL_OUTPUT_BYTES
+            if reply.get("truncated") and not cut:
                 notes.append(f"Code cell {number} wrote more output than the grader keeps (1 MB of text, 8 MB "
                              "in all); the rest was dropped.")
         except KernelTimeout as timeout:
@@ -706,6 +715,7 @@ class SandboxExecute(NbGraderPreprocessor):
             if score is None or not 0 <= score <= points:
                 cell.outputs.append(_error("GraderError", "this test cell did not end with its score (0 to "
                                            f"{points:g}), so it gets no points"))
+        return cut
 
     @staticmethod
     def _judge(cell, session: KernelSession, photos, deadline: float, settings):
@@ -754,6 +764,10 @@ def markdown_escape(text: str) -> str:
     import html
 
     return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(text, quote=False))
+
+
+def _html_outputs(outputs) -> int:
+    return sum(mime in (output.get("data") or {}) for output in outputs for mime in ("text/html", "text/markdown"))
 
 
 def _output_size(output) -> int:
