@@ -714,7 +714,7 @@ HOSTILE = [
     Hostile("output_30_cells", "thirty cells of 7.5 MB of output each (225 MB in all)",
             _with_cells([OUTPUT_CELL.format(letter="abcdefghijklmnopqrstuvwxyz0123"[i]) for i in range(30)]),
             reason="outputs passed 24 MB in all", why="the notebook's outputs are capped; the tests still score"),
-    Hostile("html_flood", "twelve cells of tag-dense HTML (760 kB each)", _with_cells([HTML_FLOOD] * 12),
+    Hostile("html_flood", "three cells of tag-dense HTML (760 kB each)", _with_cells([HTML_FLOOD] * 3),
             reason="shown as plain text", why="sanitized HTML is capped per notebook; the rest is shown as text"),
 ]
 BY_NAME = {h.student: h for h in HOSTILE}
