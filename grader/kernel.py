@@ -453,7 +453,10 @@ class Kernel:
             gradient = None
             if tape is not None and wire.is_eager_tensor(value):
                 recorder, target = tape
-                gradient = recorder.gradient(value, target)
+                try:
+                    gradient = recorder.gradient(value, target)
+                except Exception:  # a tensor TensorFlow cannot differentiate: no gradient, as for numpy
+                    gradient = None
             reply["gradient"] = None if gradient is None else wire.encode_result(gradient)
         return reply
 

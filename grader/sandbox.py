@@ -51,8 +51,7 @@ START_TIMEOUT = 60.0
 KERNEL_LOG_BYTES = 2 << 20
 # All the outputs of one notebook, as the graded notebook and the feedback hold them.
 NOTEBOOK_OUTPUT_BYTES = 24 << 20
-
-MAX_OUTPUTS_PER_CELL = 1000
+MAX_OUTPUTS_PER_CELL = 1000   # what the kernel keeps too; a forged reply may hold more
 # Names of replaced library attributes the grader keeps (and reads per reply).
 MAX_TAMPERED_NAMES = 100
 # Seconds the grader may spend on one reply of a kernel (reading its outputs, its names).
@@ -407,9 +406,10 @@ class RemoteStudent(hidden.Student):
         if "error" in reply:
             error = reply["error"]
             raise _remote_error(str(error.get("type", "Error")), str(error.get("explained", "")))
-        value = wire.decode_result(reply.get("value"))
-        gradient = reply.get("gradient")
-        gradient = None if gradient is None else wire.decode_result(gradient)
+        with handling_budget():
+            value = wire.decode_result(reply.get("value"))
+            gradient = reply.get("gradient")
+            gradient = None if gradient is None else wire.decode_result(gradient)
         if gradient is not None and not _plausible_gradient(value, gradient, args, watch):
             self.session.inconsistent = True
             gradient = None

@@ -222,9 +222,13 @@ class _ActiveHTML(__import__("html.parser").parser.HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.found, self.inside = [], []
+        self.found, self.inside, self.items = [], [], []  # items: the text of each list item
+        self.in_item = 0
 
     def handle_starttag(self, tag, attrs):
+        if tag == "li":
+            self.items.append("")
+            self.in_item += 1
         for name, value in attrs:
             value = value or ""
             if "PWNED" in value and (name.startswith("on") or tag in self.ACTIVE_TAGS
@@ -236,10 +240,13 @@ class _ActiveHTML(__import__("html.parser").parser.HTMLParser):
                 self.found += [f"<{tag}> {attrs}"] if any("PWNED" in (v or "") for _, v in attrs) else []
 
     def handle_endtag(self, tag):
+        self.in_item -= tag == "li" and self.in_item > 0
         if self.inside and self.inside[-1] == tag:
             self.inside.pop()
 
     def handle_data(self, data):
+        if self.in_item:
+            self.items[-1] += data
         if self.inside and "PWNED" in data:
             self.found.append(f"inside <{self.inside[-1]}>: {data[:60]}")
 
@@ -249,8 +256,9 @@ def test_feedback_is_inert_and_still_shows_text_and_plots(batch, feedback):
         parser = _ActiveHTML()
         parser.feed(text)
         assert not parser.found, (student, parser.found[:5])
-        assert "full marks approved" not in text, student
+        assert not [item for item in parser.items if "full marks approved" in item], student  # no bullet of its own
     assert "full marks approved" not in (batch["root"] / "out" / "grades.csv").read_text()
+    assert not any("full marks approved" in note for note in batch["results"]["note_injection"].notes)
     html = feedback["html_outputs"]
     assert "bold is fine" in html and "data:image/png;base64," in html
     assert "with emphasis" in feedback["markdown_cell"] and "<h2" in feedback["markdown_cell"]
