@@ -39,6 +39,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 from grader import hidden, wire
 from grader.kernel import MAX_CELL_OUTPUT_BYTES
+from grader.kernel import MAX_OUTPUTS as MAX_OUTPUTS_PER_CELL  # a forged reply may hold more: cut here too
 from grader.pipeline import MAX_SANITIZED_CHARS, MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
 
 GRADER = Path(__file__).resolve().parent
@@ -51,7 +52,6 @@ START_TIMEOUT = 60.0
 KERNEL_LOG_BYTES = 2 << 20
 # All the outputs of one notebook, as the graded notebook and the feedback hold them.
 NOTEBOOK_OUTPUT_BYTES = 24 << 20
-MAX_OUTPUTS_PER_CELL = 1000   # what the kernel keeps too; a forged reply may hold more
 # Names of replaced library attributes the grader keeps (and reads per reply).
 MAX_TAMPERED_NAMES = 100
 # Seconds the grader may spend on one reply of a kernel (reading its outputs, its names).
