@@ -133,7 +133,7 @@ def cached_encodings(function, model, encodings: dict[str, np.ndarray]):
 
 
 def call(function: Callable, args: Iterable, *, model=None, encodings=None, threshold: float | None = None,
-         watch: list[int] | None = None, out: io.StringIO | None = None):
+         watch: list[int] | None = None, out: io.StringIO | None = None, defer_gradient: bool = False):
     """Call `function(*args)` as a hidden test does; return (value, printed, gradient).
 
     With `encodings`, course photos encoded with `model` come from them (see cached_encodings).
@@ -142,7 +142,8 @@ def call(function: Callable, args: Iterable, *, model=None, encodings=None, thre
     the returned value with respect to that tensor is computed too (None if there is none).
     What the function printed, on stdout or stderr, is captured (into `out` if given, so that it
     is kept when the function raises) and returned, not shown. Errors raised by the function
-    propagate.
+    propagate. With `defer_gradient`, the third item is (tape, watched tensor) instead of the
+    gradient, for a caller that computes it once it has put the libraries back (grader.kernel).
     """
     args = list(args)
     out = io.StringIO() if out is None else out
@@ -164,5 +165,7 @@ def call(function: Callable, args: Iterable, *, model=None, encodings=None, thre
             tape.watch(target)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 value = function(*args)
+        if defer_gradient:
+            return value, out.getvalue(), (tape, target)
         gradient = tape.gradient(value, target) if tf.is_tensor(value) else None
         return value, out.getvalue(), gradient

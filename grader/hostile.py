@@ -24,8 +24,8 @@ from typing import Callable
 
 import nbformat
 
-from grader.make_examples import (EXAMPLES, HARD_CODED, POINTS, ExpectedScores, _index, build, corpus_main, edit, grade_id,
-                                  solutions)
+from grader.make_examples import (EXAMPLES, HARD_CODED, POINTS, ExpectedScores, _index, _numpy_loss, build,
+                                  corpus_main, edit, grade_id, solutions)
 from grader.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
 
 HOSTILE_FOLDER = GRADER / ".work" / "hostile"
@@ -361,6 +361,205 @@ def _hard_coded_with(cell: str, code: str):
     return make
 
 
+# ---------------------------------------------------------------- issue #16: disk, reply size, forged answers,
+# active HTML, total output
+
+FALLOCATE_LOG = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+for fd in (1, 2):  # the kernel's stdout and stderr: 2 GiB of disk each, size unchanged (KEEP_SIZE)
+    result = libc.fallocate(fd, 1, 0, 2 * 2**30)
+    print("fallocate on fd", fd, "->", result, os.strerror(ctypes.get_errno()) if result else "ALLOCATED")
+"""
+
+FALLOCATE_TMP = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+fd = os.open("/tmp/hog", os.O_RDWR | os.O_CREAT, 0o600)
+result = libc.fallocate(fd, 0, 0, 2 * 2**30)
+print("fallocate in /tmp ->", result, os.strerror(ctypes.get_errno()) if result else "ALLOCATED")
+try:
+    os.posix_fallocate(fd, 0, 2 * 2**30)
+    print("POSIX_FALLOCATE ALLOCATED", os.fstat(fd).st_size)
+except OSError as error:
+    print("posix_fallocate refused:", error.strerror)
+os.close(fd)
+os.unlink("/tmp/hog")
+ring = libc.syscall(425, 8, None)  # io_uring_setup: fallocate without a system call seccomp sees
+print("io_uring_setup ->", ring, os.strerror(ctypes.get_errno()) if ring < 0 else "A RING")
+"""
+
+C_LEVEL_FLOOD = """
+import os
+chunk = b"x" * 2**20
+for _ in range(64):  # 128 MB straight to file descriptors 1 and 2, below Python's sys.stdout
+    os.write(1, chunk)
+    os.write(2, chunk)
+print("wrote 128 MB below Python")
+"""
+
+CHECKS_ATTRIBUTES = """
+import fr_checks
+for i in range({count}):  # every name is reported as replaced; the grader once merged them with a list scan
+    setattr(fr_checks.Checks, f"noise_{{i}}", i)
+"""
+
+FORGED_REPLY_FLOOD = """
+import json, os, socket, stat, struct
+names = [f"numpy.fake_{i}" for i in range(2_000_000)]
+outputs = [{"output_type": "stream", "name": "stdout", "text": "x"}] * 200_000
+message = json.dumps({"outputs": outputs, "count": 1, "tampered": names}).encode()
+for fd in range(3, 256):  # the kernel's socket to the grader: a reply of our own, 2 million names
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            socket.socket(fileno=os.dup(fd)).sendall(struct.pack(">I", len(message)) + message)
+    except OSError:
+        pass
+"""
+
+# The attack of issue #16 on the grader as it was: a numpy loss labelled a tensor, and a gradient
+# computed in numpy sent back in place of TensorFlow's.
+FORGE_TRANSPORT = """
+import numpy as np
+import grader.callee, grader.wire
+
+_encode = grader.wire.encode_result
+def encode_result(value, depth=0, budget=None):
+    if isinstance(value, np.floating):
+        return {"$": "tensor", "array": grader.wire.encode_array(np.asarray(value, dtype=np.float32))}
+    return _encode(value, depth, budget)
+
+_call = grader.callee.call
+def call(function, args, **options):
+    value, printed, gradient = _call(function, args, **options)
+    if options.get("watch") is not None:
+        anchor, positive, negative = (np.asarray(a, dtype=np.float32) for a in args[1])
+        alpha = float(args[2]) if len(args) > 2 else 0.2
+        active = (np.sum((anchor - positive) ** 2, -1) - np.sum((anchor - negative) ** 2, -1) + alpha) > 0
+        gradient = 2 * (negative - positive) * active[:, None]
+    return value, printed, gradient
+
+grader.wire.encode_result = encode_result
+grader.callee.call = call
+"""
+
+# The same label, put into the grader's own function object: its code replaced in place.
+FORGE_CODE_IN_PLACE = """
+import types
+import numpy as np
+import grader.wire
+
+target = grader.wire.encode_result
+original = types.FunctionType(target.__code__, target.__globals__, "original", target.__defaults__)
+def labelled(value, depth=0, budget=None, original=None):
+    if isinstance(value, np.floating):
+        return {"$": "tensor", "array": encode_array(np.asarray(value, dtype=np.float32))}
+    return original(value, depth, budget)
+target.__code__ = labelled.__code__
+target.__defaults__ = (0, None, original)
+"""
+
+FORGE_GRADIENT_TAPE = """
+import numpy as np
+import tensorflow as tf
+
+def gradient(self, target, sources, *args, **kwargs):  # any loss "has" a gradient
+    return tf.constant(np.ones(np.shape(sources), np.float32))
+
+tf.GradientTape.gradient = gradient
+tf.is_tensor = lambda value: True
+"""
+
+HTML_OUTPUTS = """
+from IPython.display import HTML, SVG, Javascript, display
+import matplotlib.pyplot as plt
+display(HTML('<b>bold is fine</b><script>window.PWNED_HTML = 1</script>'
+             '<img src="x" onerror="window.PWNED_ONERROR = 1">'
+             '<iframe src="https://example.com/PWNED_IFRAME"></iframe>'
+             '<form action="https://example.com/PWNED_FORM"><input name="password"></form>'
+             '<a href="javascript:window.PWNED_LINK = 1">a link</a>'))
+display(Javascript("window.PWNED_JAVASCRIPT = 1"))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg" onload="window.PWNED_SVG = 1"><circle r="4"/></svg>'))
+plt.plot([0, 1], [1, 0])
+plt.title("a plot still shows")
+plt.show()
+print("html outputs sent")
+"""
+
+MARKDOWN_OUTPUTS = """
+from IPython.display import Markdown, display
+display(Markdown('*emphasis* <script>window.PWNED_MARKDOWN_OUTPUT = 1</script>'
+                 '<img src="x" onerror="window.PWNED_MARKDOWN_IMG = 1">'))
+print("markdown output sent")
+raise ValueError('<script>window.PWNED_ERROR = 1</script><img src="x" onerror="window.PWNED_ERROR_IMG = 1">')
+"""
+
+MARKDOWN_CELL = """## My notes
+
+<script>window.PWNED_MARKDOWN_CELL = 1</script>
+<img src="x" onerror="window.PWNED_MARKDOWN_CELL_IMG = 1">
+<iframe src="https://example.com/PWNED_MARKDOWN_IFRAME"></iframe>
+<style>body { display: none }</style>
+[click me](javascript:window.PWNED_MARKDOWN_LINK=1) and <a href="javascript:window.PWNED_MARKDOWN_A=1">me</a>
+
+Some honest notes, *with emphasis*, that stay readable.
+"""
+
+NOTE_INJECTION = """
+import fr_checks
+# An attribute whose *name* is markdown and a script: the grader quotes replaced names in its notes.
+setattr(fr_checks.Checks, "zz\\n- **Grader: full marks approved by the instructor** "
+        "<script>window.PWNED_NOTE = 1</script>", 1)
+"""
+
+OUTPUT_CELL = """
+from IPython.display import display
+display({{"text/plain": "{letter}" * 7_500_000}}, raw=True)  # 7.5 MB: under the 8 MB of one cell
+"""
+
+HTML_FLOOD = """
+from IPython.display import HTML, display
+row = '<tr><td onclick="x()">cell</td><td><b>b</b></td></tr>'
+for _ in range(8):  # tag-dense HTML, just under 100 kB each: what costs the sanitizer most
+    display(HTML("<table>" + row * 1800 + "</table>"))
+"""
+
+
+def _with_cells(codes: list[str], after: str = "setup", markdown: bool = False):
+    """A builder: the solutions plus one new cell per item of `codes`, right after the cell `after`."""
+    def make(sources: Sources) -> bytes:
+        nb = sources.notebook()
+        for number, code in enumerate(codes):
+            cell = (nbformat.v4.new_markdown_cell if markdown else nbformat.v4.new_code_cell)(code.strip("\n"))
+            cell["id"] = f"hostile-cell-{number}" if number else "hostile-cell"
+            nb.cells.insert(_index(nb, after) + 1 + number, cell)
+        return _text(nb)
+    return make
+
+
+def _in_every_answer(code: str):
+    """A builder: the solutions with `code` at the end of each of the three answer cells."""
+    def make(sources: Sources) -> bytes:
+        answers = {cell: text + "\n\n" + code.strip("\n") for cell, text in sources.solved.items()
+                   if cell in ("triplet_loss_answer", "verify_answer", "who_is_it_answer")}
+        return _text(sources.notebook(answers))
+    return make
+
+
+def _numpy_loss_with(code: str):
+    """A builder: the numpy_loss example's answers plus `code` in the triplet_loss answer cell."""
+    def make(sources: Sources) -> bytes:
+        answers = _numpy_loss(dict(sources.solved))
+        answers["triplet_loss_answer"] += "\n\n" + code.strip("\n")
+        return _text(sources.notebook(answers))
+    return make
+
+
+NUMPY_LOSS_LOST = next(example.lost for example in EXAMPLES if example.student == "numpy_loss")
+
+
 # ---------------------------------------------------------------- the corpus
 
 ALL = dict(POINTS)
@@ -465,6 +664,57 @@ HOSTILE = [
     Hostile("print_flood", "the solutions, plus a cell printing 10,000 lines and a 100 MB line",
             _with_cell(PRINT_FLOOD, after="photos"), reason="more output than the grader keeps",
             why="output is capped; the answers are right"),
+    # 1. the grader's disk
+    Hostile("fallocate_log", "fallocate(2 GiB, KEEP_SIZE) on the kernel's stdout and stderr",
+            _with_cell(FALLOCATE_LOG), reason="Operation not supported",
+            why="the kernel's output is a pipe the grader drains, and seccomp refuses fallocate"),
+    Hostile("fallocate_tmp", "fallocate and posix_fallocate of 2 GiB in its /tmp, and io_uring",
+            _with_cell(FALLOCATE_TMP), reason="posix_fallocate refused",
+            why="fallocate is refused, glibc's fallback writes until the 256 MB file limit; no io_uring"),
+    Hostile("c_level_flood", "128 MB written to file descriptors 1 and 2 below Python", _with_cell(C_LEVEL_FLOOD),
+            reason="the grader kept 2 MB in its log", why="the pipe is drained; the log keeps its first 2 MB"),
+    # 2. the size of a kernel's reply
+    Hostile("checks_attributes", "100,000 attributes added to fr_checks.Checks in each answer cell",
+            _in_every_answer(CHECKS_ATTRIBUTES.format(count=100_000)), reason="more). They were put back",
+            why="reported names are capped in the kernel and kept in a set by the grader"),
+    Hostile("million_names", "1,000,000 attributes added to fr_checks.Checks", _with_cell(
+                CHECKS_ATTRIBUTES.format(count=1_000_000)), reason="more). They were put back",
+            why="a million names cost the kernel a second; the grader reads 200 of them"),
+    Hostile("forged_reply_flood", "writes its own reply on the kernel's socket: 2 million names, 200,000 outputs",
+            _with_code("who_is_it_answer", FORGED_REPLY_FLOOD), lost={c: POINTS[c] for c in WHO_IS_IT},
+            reason="numpy.fake_0",
+            why="the grader keeps 100 names and 1000 outputs; the replies after it are out of step, so "
+                "who_is_it's test cells get the wrong replies and no points"),
+    # 3. the hidden tests' answers
+    Hostile("forge_transport", "numpy triplet_loss, plus grader.wire.encode_result and grader.callee.call replaced "
+            "to label it a tensor and send a numpy gradient", _numpy_loss_with(FORGE_TRANSPORT),
+            lost=NUMPY_LOSS_LOST, reason="grader.wire.encode_result",
+            why="the transport is put back before every request: scored as numpy_loss"),
+    Hostile("forge_code_in_place", "numpy triplet_loss, plus the code of grader.wire.encode_result replaced in place",
+            _numpy_loss_with(FORGE_CODE_IN_PLACE), lost=NUMPY_LOSS_LOST, reason="grader.wire.encode_result",
+            why="functions' code is put back too: scored as numpy_loss"),
+    Hostile("forge_gradient_tape", "numpy triplet_loss, plus tf.GradientTape.gradient and tf.is_tensor replaced",
+            _numpy_loss_with(FORGE_GRADIENT_TAPE), lost=NUMPY_LOSS_LOST, reason="GradientTape.gradient",
+            why="TensorFlow's tape and tensor classes are part of the restored transport: scored as numpy_loss"),
+    # 4. active HTML in the feedback
+    Hostile("html_outputs", "scripts, event handlers, a frame, a form, JavaScript and SVG outputs, and a plot",
+            _with_cell(HTML_OUTPUTS), reason="html outputs sent",
+            why="outputs are sanitized (nbconvert's SanitizeHTML); the plot's PNG stays"),
+    Hostile("markdown_outputs", "a markdown output with a script, and an error whose message is HTML",
+            _with_cell(MARKDOWN_OUTPUTS), reason="markdown output sent",
+            why="markdown outputs are sanitized, error messages escaped; an error outside test cells costs nothing"),
+    Hostile("markdown_cell", "a markdown cell with a script, an event handler, a frame, a style and javascript: links",
+            _with_cells([MARKDOWN_CELL], markdown=True), reason="Some honest notes",
+            why="markdown cells are sanitized as they are rendered"),
+    Hostile("note_injection", "an attribute of fr_checks.Checks whose name is a markdown bullet and a script",
+            _with_cell(NOTE_INJECTION), reason="an attribute with an unusual name",
+            why="names that are not plain dotted names are not quoted; every note is escaped"),
+    # 5. the notebook's total output
+    Hostile("output_30_cells", "thirty cells of 7.5 MB of output each (225 MB in all)",
+            _with_cells([OUTPUT_CELL.format(letter="abcdefghijklmnopqrstuvwxyz0123"[i]) for i in range(30)]),
+            reason="outputs passed 24 MB in all", why="the notebook's outputs are capped; the tests still score"),
+    Hostile("html_flood", "three cells of tag-dense HTML (760 kB each)", _with_cells([HTML_FLOOD] * 3),
+            reason="shown as plain text", why="sanitized HTML is capped per notebook; the rest is shown as text"),
 ]
 BY_NAME = {h.student: h for h in HOSTILE}
 

@@ -257,6 +257,56 @@ def _in_user_namespace() -> bool:
         return False
 
 
+# ---------------------------------------------------------------- a seccomp filter
+
+# System calls a kernel may not make, and the error it gets instead. fallocate() reserves disk
+# without writing (RLIMIT_FSIZE does not count it): EOPNOTSUPP makes glibc's posix_fallocate fall
+# back to writing, which the file-size limit and the tmpfs sizes bound. io_uring can do the same
+# (and more) outside seccomp's view; memfd_create makes memory files that RLIMIT_AS does not count.
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "arm64": 0xC00000B7}.get(platform.machine())
+FILTERED_SYSCALLS = {
+    "x86_64": {285: errno.EOPNOTSUPP, 319: errno.ENOSYS, 425: errno.ENOSYS, 426: errno.ENOSYS, 427: errno.ENOSYS},
+    "aarch64": {47: errno.EOPNOTSUPP, 279: errno.ENOSYS, 425: errno.ENOSYS, 426: errno.ENOSYS, 427: errno.ENOSYS},
+}
+FILTERED_SYSCALLS["arm64"] = FILTERED_SYSCALLS["aarch64"]
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+X32_SYSCALL_BIT = 0x40000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def seccomp_program(arch: int, denied: dict[int, int]) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program: another architecture's calls (and x32's) fail with ENOSYS, each
+    call of `denied` fails with its errno, everything else is allowed."""
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    enosys = SECCOMP_RET_ERRNO | errno.ENOSYS
+    program = [(load, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, enosys),   # seccomp_data.arch
+               (load, 0, 0, 0), (jge, 0, 1, X32_SYSCALL_BIT), (ret, 0, 0, enosys)]   # seccomp_data.nr
+    for number, error in sorted(denied.items()):
+        program += [(jeq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_ERRNO | error)]
+    return program + [(ret, 0, 0, SECCOMP_RET_ALLOW)]
+
+
+def install_seccomp() -> bool:
+    """Install the filter on this process (and what it starts); False where it is unknown."""
+    machine = platform.machine()
+    if AUDIT_ARCH is None or machine not in FILTERED_SYSCALLS:
+        return False
+    program = seccomp_program(AUDIT_ARCH, FILTERED_SYSCALLS[machine])
+    instructions = (_SockFilter * len(program))(*[_SockFilter(*row) for row in program])
+    fprog = _SockFprog(len(program), instructions)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+    return True
+
+
 @dataclass
 class Limits:
     memory_bytes: int = 6 << 30          # address space

@@ -33,9 +33,18 @@ from grader import wire
 # Output limits of one cell (the grader enforces its own on what it receives).
 MAX_STREAM_CHARS = 1_000_000
 MAX_CELL_OUTPUT_BYTES = 8_000_000
+MAX_OUTPUTS = 1000            # outputs of one cell (display() in a loop): more are dropped
 MODULES_RESTORED = ("builtins", "math", "numpy", "numpy.linalg", "tensorflow", "fr_checks", "fr_utils",
                     "facerec.encode")
 TEST_HELPERS = ("Checks", "assert_close", "number")
+# What a hidden test's answer travels through in this process: the kernel's own code, the
+# transport, and the TensorFlow classes and modules that tell a tensor and compute a gradient.
+TRANSPORT_MODULES = ("grader", "grader.kernel", "grader.wire", "grader.callee", "json", "json.encoder",
+                     "json.decoder", "base64", "struct", "select", "socket", "tensorflow.python.framework.ops",
+                     "tensorflow.python.framework.tensor", "tensorflow.python.eager.backprop",
+                     "tensorflow.python.eager.imperative_grad")
+# Names of replaced attributes sent to the grader per reply (a notebook can replace millions).
+MAX_REPORTED_NAMES = 200
 
 
 # ---------------------------------------------------------------- outputs of a cell
@@ -44,18 +53,19 @@ TEST_HELPERS = ("Checks", "assert_close", "number")
 class CellOutputs:
     """nbformat outputs of the cell being run, within size limits."""
 
-    def __init__(self):
+    def __init__(self, limit: int = MAX_CELL_OUTPUT_BYTES):
         self.items: list[dict] = []
         self.size = 0
+        self.limit = max(0, min(int(limit), MAX_CELL_OUTPUT_BYTES))
         self.truncated = False
 
     def _room(self, size: int) -> bool:
         if self.truncated:
             return False
-        if self.size + size > MAX_CELL_OUTPUT_BYTES:
+        if self.size + size > self.limit or len(self.items) >= MAX_OUTPUTS:
             self.truncated = True
             self.items.append({"output_type": "stream", "name": "stdout",
-                               "text": "\n[output truncated by the grader: more than 8 MB in one cell]\n"})
+                               "text": "\n[output truncated by the grader: more than it keeps]\n"})
             return False
         self.size += size
         return True
@@ -289,6 +299,42 @@ class Pristine:
         return replaced
 
 
+class Guard:
+    """The transport a hidden test's answer travels through (TRANSPORT_MODULES), as it was before
+    the student's code ran: module dictionaries, the dictionaries of their classes, and the code,
+    defaults and keyword defaults of their functions (a function's code can be replaced in place).
+    Snapshots are tuples and frozensets, which no code can change afterwards.
+
+    Kernel.serve puts the code and the dictionaries back itself, with only local references,
+    before reading each request and before encoding each reply.
+    """
+
+    def __init__(self, *instances):
+        modules = [(name, sys.modules[name]) for name in TRANSPORT_MODULES if name in sys.modules]
+        dictionaries, functions = [], []
+        for name, module in modules:
+            dictionaries.append((name, vars(module)))
+            for value in list(vars(module).values()):
+                if isinstance(value, type) and value.__module__ == name:
+                    dictionaries.append((f"{name}.{value.__qualname__}", value))
+                    functions += [f for member in vars(value).values() for f in _functions_in(member)]
+                functions += _functions_in(value) if getattr(value, "__module__", None) == name else []
+        dictionaries += [(f"the kernel's {type(i).__name__}", vars(i)) for i in instances]
+        self.dictionaries = tuple((name, owner, frozenset(vars(owner) if isinstance(owner, type) else owner),
+                                   tuple((vars(owner) if isinstance(owner, type) else owner).items()))
+                                  for name, owner in dictionaries)
+        self.functions = tuple((f, f.__code__, f.__defaults__, f.__kwdefaults__) for f in dict.fromkeys(functions))
+
+
+def _functions_in(value) -> list:
+    """The plain functions behind a module or class member (methods, static, class, properties)."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if isinstance(f, types.FunctionType)]
+    return [value] if isinstance(value, types.FunctionType) else []
+
+
 # ---------------------------------------------------------------- the hidden tests' model
 
 
@@ -350,8 +396,8 @@ class Kernel:
         self.pristine = Pristine(fr_checks_code)
 
     @contextlib.contextmanager
-    def capture(self):
-        self.outputs = CellOutputs()
+    def capture(self, limit: int = MAX_CELL_OUTPUT_BYTES):
+        self.outputs = CellOutputs(limit)
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Stream("stdout", self), _Stream("stderr", self)
         try:
@@ -360,14 +406,14 @@ class Kernel:
             sys.stdout, sys.stderr = saved
             self.outputs = None
 
-    def run(self, source: str, test: bool) -> dict:
+    def run(self, source: str, test: bool, limit: int = MAX_CELL_OUTPUT_BYTES) -> dict:
         tampered = []
         if test:
             tampered = self.pristine.restore()
             tampered += self.pristine.rebind(self.shell.user_ns)
         count = self.shell.execution_count
         start = time.perf_counter()
-        with self.capture() as outputs:
+        with self.capture(limit) as outputs:
             self.shell.run_cell(source, store_history=True)
         return {"outputs": outputs.items, "count": count, "seconds": time.perf_counter() - start,
                 "tampered": tampered, "truncated": outputs.truncated}
@@ -376,6 +422,8 @@ class Kernel:
         return {"callable": callable(self.shell.user_ns.get(name))}
 
     def call(self, request: dict) -> dict:
+        """Call the student's function for a hidden test. The value (and the tape that watched
+        its input) are returned as they are: `serve` encodes them once the transport is restored."""
         from grader import callee
 
         tampered = self.pristine.restore()
@@ -387,34 +435,86 @@ class Kernel:
         reply: dict = {"tampered": tampered}
         try:
             args = wire.decode_arguments(request["args"], self.model, tf.constant)
-            value, _, gradient = callee.call(
+            value, _, tape = callee.call(
                 function, args, model=self.model, encodings=self.encodings if request.get("cached") else None,
-                threshold=request.get("threshold"), watch=request.get("watch"), out=out)
-            reply["value"] = wire.encode_result(value)
-            reply["gradient"] = None if gradient is None else wire.encode_result(gradient)
+                threshold=request.get("threshold"), watch=request.get("watch"), out=out, defer_gradient=True)
+            reply["_value"], reply["_tape"] = value, tape
         except BaseException as error:  # SystemExit and KeyboardInterrupt (a time limit) too
             reply["error"] = {"type": type(error).__name__[:100], "explained": helpers.explain(error)[:5000]}
         reply["printed"] = out.getvalue()[:MAX_STREAM_CHARS]
         return reply
 
+    @staticmethod
+    def encode(reply: dict) -> dict:
+        """A call's value and its gradient as plain data, with the restored transport."""
+        if "_value" in reply:
+            value, tape = reply.pop("_value"), reply.pop("_tape")
+            reply["value"] = wire.encode_result(value)
+            gradient = None
+            if tape is not None and wire.is_eager_tensor(value):
+                recorder, target = tape
+                try:
+                    gradient = recorder.gradient(value, target)
+                except Exception:  # a tensor TensorFlow cannot differentiate: no gradient, as for numpy
+                    gradient = None
+            reply["gradient"] = None if gradient is None else wire.encode_result(gradient)
+        return reply
+
     def serve(self):
+        # Bound before any student code runs. The loop uses only these locals, and puts back the
+        # transport's code and dictionaries inline, so that nothing a notebook replaces can stop it.
+        guard = Guard(self)
+        sock, functions, dictionaries = self.sock, guard.functions, guard.dictionaries
+        handlers = {"run": self.run, "defined": self.defined, "call": self.call}
+        receive, send, encode, restore = wire.receive, wire.send, self.encode, self.pristine.restore
+        closed = (wire.ChannelClosed, wire.ProtocolError)
+        is_class, setattr_, delattr_ = type, setattr, delattr
+        reply = None
         while True:
+            changed = []
+            for function, code, defaults, keyword_defaults in functions:
+                if function.__code__ is not code or function.__defaults__ is not defaults \
+                        or function.__kwdefaults__ is not keyword_defaults:
+                    changed.append(f"{function.__module__}.{function.__qualname__}")
+                    function.__code__, function.__defaults__ = code, defaults
+                    function.__kwdefaults__ = keyword_defaults
+            for name, owner, keys, items in dictionaries:
+                cls = isinstance(owner, is_class)
+                current = owner.__dict__ if cls else owner
+                for key in [k for k in current if k not in keys and k != "__annotations__"]:
+                    changed.append(f"{name}.{key}")
+                    delattr_(owner, key) if cls else current.pop(key)
+                for key, value in items:
+                    if key not in current or current[key] is not value:
+                        if cls or not key.startswith("__"):
+                            changed.append(f"{name}.{key}")
+                        setattr_(owner, key, value) if cls else current.__setitem__(key, value)
+            if reply is not None:
+                try:
+                    if "_value" in reply:  # the function may have patched the libraries on its way out
+                        changed += restore()
+                    reply = encode(reply)
+                except BaseException as error:  # the student's value could not be encoded
+                    reply = {"failed": f"the reply could not be encoded ({type(error).__name__})"}
+                names = [n for n in reply.get("tampered", []) if isinstance(n, str)] + changed
+                reply["tampered"] = list(dict.fromkeys(names))[:MAX_REPORTED_NAMES]
+                reply["tampered_count"] = len(names)
+                send(sock, reply)
+                reply = None
             try:
-                request = wire.receive(self.sock)
-            except (wire.ChannelClosed, wire.ProtocolError):
+                request = receive(sock)
+            except closed:
                 return
             op = request.get("op")
             try:
                 if op == "run":
-                    reply = self.run(request["source"], bool(request.get("test")))
-                elif op == "defined":
-                    reply = self.defined(request["name"])
-                elif op == "call":
-                    reply = self.call(request)
+                    reply = handlers["run"](request["source"], bool(request.get("test")),
+                                            int(request.get("limit", MAX_CELL_OUTPUT_BYTES)))
+                elif op in ("defined", "call"):
+                    reply = handlers[op](request["name"] if op == "defined" else request)
                 elif op == "bye":
                     return
                 else:
                     reply = {"failed": f"unknown request {op!r}"}
             except KeyboardInterrupt:  # an interrupt that arrived between two cells
                 reply = {"failed": "interrupted"}
-            wire.send(self.sock, reply)

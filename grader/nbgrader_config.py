@@ -74,4 +74,7 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "grader.pipeline.SanitizeFeedback",  # students' outputs made inert (no scripts, frames, forms)
 ]
+# Markdown cells are the student's to edit: rendered, then sanitized like the outputs.
+c.HTMLExporter.filters = {"markdown2html": "grader.pipeline.safe_markdown2html"}

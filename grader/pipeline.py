@@ -38,6 +38,9 @@ STUDENT_NOTEBOOK = REPOSITORY / NOTEBOOK
 # in the source folder (as committed symbolic links) and, while grading, in each submission's folder.
 COURSE_FILES = ("images", "keras-facenet-h5", "facerec", "fr_utils.py", "fr_checks.py", "grader")
 
+# The largest feedback file kept (the sandbox caps a notebook's outputs well below this).
+MAX_FEEDBACK_BYTES = 64 << 20
+
 # The graded exercises; every graded cell's id starts with one of these names.
 EXERCISES = ("triplet_loss", "verify", "who_is_it")
 
@@ -151,6 +154,79 @@ class OverwriteCells(_NbgraderOverwriteCells):
             metadata = cell["metadata"]
             if "nbgrader" in metadata and "grade_id" not in metadata["nbgrader"]:
                 del metadata["nbgrader"]
+
+
+# ---------------------------------------------------------------- inert feedback
+
+# What students' HTML and markdown may keep in the graded notebook and the feedback: text
+# formatting, tables, links and images; never scripts, event handlers, frames, forms or styles.
+SAFE_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
+             "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol",
+             "p", "pre", "s", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td",
+             "tfoot", "th", "thead", "tr", "u", "ul"]
+SAFE_ATTRIBUTES = {"*": ["class", "title"], "a": ["href", "title"], "img": ["src", "alt", "width", "height"],
+                   "td": ["colspan", "rowspan", "align"], "th": ["colspan", "rowspan", "align"],
+                   **{f"h{n}": ["id"] for n in range(1, 7)}}
+# bleach needs about a second per 100 kB of tag-dense HTML: HTML and markdown outputs past these
+# sizes are shown by their plain text, and markdown cells by a line saying so.
+MAX_SANITIZED_CHARS = 100_000          # one output or markdown cell
+MAX_SANITIZED_PER_NOTEBOOK = 500_000
+
+
+def _sanitizer():
+    """nbconvert's own sanitizer (bleach), with the tags above; unsafe markup is removed."""
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    return SanitizeHTML(tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, strip=True, strip_comments=True)
+
+
+def sanitize_outputs(outputs, room: int = MAX_SANITIZED_PER_NOTEBOOK) -> int:
+    """Make a code cell's outputs inert, in place: HTML and markdown sanitized, scripts, SVG,
+    widgets and any other active type dropped; images (PNG, JPEG) and text kept. HTML beyond
+    `room` characters (or MAX_SANITIZED_CHARS in one output) is dropped; returns what was used."""
+    used = 0
+    for output in outputs:
+        data = output.get("data")
+        if output.get("output_type") not in ("display_data", "execute_result") or not isinstance(data, dict):
+            continue
+        for mime in ("text/html", "text/markdown"):
+            size = len(data.get(mime) or "")
+            if size > min(MAX_SANITIZED_CHARS, room - used):
+                data.pop(mime, None)
+            else:
+                used += size
+    _sanitizer().sanitize_code_outputs(outputs)
+    return used
+
+
+def safe_markdown2html(source: str) -> str:
+    """The markdown2html filter of the feedback's template, then sanitized: markdown cells are
+    the student's to edit, and the grader's notes quote what a notebook did."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    if len(source) > MAX_SANITIZED_CHARS:
+        return f"<p><em>[a markdown cell of {len(source):,} characters: too long to show here]</em></p>"
+    return _sanitizer().sanitize_html_tags(markdown2html_mistune(source))
+
+
+class SanitizeFeedback(NbGraderPreprocessor):
+    """Before the feedback is rendered: every code cell's outputs made inert (sanitize_outputs),
+    raw cells sanitized, and markdown past MAX_SANITIZED_PER_NOTEBOOK replaced by a line saying
+    so. Markdown is sanitized as it is rendered (safe_markdown2html, set in nbgrader_config.py)."""
+
+    def preprocess(self, nb, resources):
+        room = MAX_SANITIZED_PER_NOTEBOOK
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                room -= sanitize_outputs(cell.outputs, max(room, 0))
+            elif cell.cell_type in ("markdown", "raw"):
+                room -= len(cell.source)
+                if room < 0 and len(cell.source) > 200:
+                    cell.source = (f"*[a {cell.cell_type} cell of {len(cell.source):,} characters: the notebook's "
+                                   "text passed what the feedback shows]*")
+                elif cell.cell_type == "raw":
+                    cell.source = _sanitizer().sanitize_html_tags(cell.source)
+        return nb, resources
 
 
 # ---------------------------------------------------------------- results
@@ -388,7 +464,12 @@ class Course:
     def feedback(self, student: str) -> Path:
         self._check(self.api.generate_feedback(ASSIGNMENT, student, force=True),
                     f"write the feedback of {student}")
-        return self.path("feedback", student) / f"{ASSIGNMENT}.html"
+        path = self.path("feedback", student) / f"{ASSIGNMENT}.html"
+        if path.exists() and path.stat().st_size > MAX_FEEDBACK_BYTES:  # outputs are capped: a last wall
+            path.write_text("<!DOCTYPE html><html><body><p>Your feedback was larger than "
+                            f"{MAX_FEEDBACK_BYTES >> 20} MB, too large to keep; your scores are in the "
+                            "gradebook. Ask your instructor for details.</p></body></html>", encoding="utf-8")
+        return path
 
     # ---- step 5: grades.csv and one HTML file per student
     @staticmethod

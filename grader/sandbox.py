@@ -38,12 +38,24 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from grader import hidden, wire
+from grader.kernel import MAX_CELL_OUTPUT_BYTES
+from grader.kernel import MAX_OUTPUTS as MAX_OUTPUTS_PER_CELL  # a forged reply may hold more: cut here too
+from grader.pipeline import MAX_SANITIZED_CHARS, MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
 
 GRADER = Path(__file__).resolve().parent
 REPOSITORY = GRADER.parent
 HIDDEN_FUNCTIONS = ("check_triplet_loss", "check_verify", "check_who_is_it")
 INTERRUPT_GRACE = 3.0   # seconds a kernel gets to stop a cell after an interrupt
 START_TIMEOUT = 60.0
+# What the kernel writes below Python (C libraries, os.write(2, ...)) goes through a pipe into the
+# student's log, up to this many bytes; the rest is read and dropped.
+KERNEL_LOG_BYTES = 2 << 20
+# All the outputs of one notebook, as the graded notebook and the feedback hold them.
+NOTEBOOK_OUTPUT_BYTES = 24 << 20
+# Names of replaced library attributes the grader keeps (and reads per reply).
+MAX_TAMPERED_NAMES = 100
+# Seconds the grader may spend on one reply of a kernel (reading its outputs, its names).
+HANDLING_SECONDS = 30.0
 SIGNALS = {signal.SIGSEGV: "a segmentation fault (SIGSEGV): the process crashed",
            signal.SIGKILL: "SIGKILL: killed, for instance for using too much memory",
            signal.SIGABRT: "SIGABRT: the process aborted",
@@ -58,6 +70,33 @@ class KernelDied(BaseException):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class GraderOverrun(BaseException):
+    """The grader's own handling of a kernel's reply took longer than HANDLING_SECONDS."""
+
+
+@contextlib.contextmanager
+def handling_budget(seconds: float = HANDLING_SECONDS):
+    """Stop the grader's work on one reply after `seconds` (wall clock) with GraderOverrun, so
+    that one submission cannot hold its worker for hours. Only in a process's main thread (where
+    nbgrader runs in a worker); elsewhere nothing is limited."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def overrun(*_):
+        raise GraderOverrun()
+
+    previous = signal.signal(signal.SIGALRM, overrun)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class KernelTimeout(BaseException):
@@ -165,17 +204,22 @@ class KernelSession:
         self.channel, theirs = socket.socketpair()
         self.pidfd = None
         self.dead: str | None = None
-        self.tampered: list[str] = []
-        with open(log, "a") as handle:
-            try:
-                self.status.connect(settings.socket)
-                socket.send_fds(self.status, [b"F"], [theirs.fileno(), handle.fileno()])
-                wire.send(self.status, {
-                    "notebook_name": "Face_Recognition.ipynb", "notebook": notebook_text,
-                    "memory_bytes": settings.memory_bytes, "threads": settings.threads,
-                    "cpu_seconds": int(settings.notebook_timeout * max(settings.threads, 1) + 60)})
-            finally:
-                theirs.close()
+        self.tampered: dict[str, None] = {}   # names in the order first seen; a dict for O(1) tests
+        self.tampered_more = 0                # names beyond MAX_TAMPERED_NAMES, not kept
+        self.inconsistent = False             # a hidden test's reply the grader did not believe
+        # The kernel's file descriptors 1 and 2: a pipe drained here, never a file of the grader's.
+        output, kernel_output = os.pipe()
+        self.drain = LogDrain(output, log)
+        try:
+            self.status.connect(settings.socket)
+            socket.send_fds(self.status, [b"F"], [theirs.fileno(), kernel_output])
+            wire.send(self.status, {
+                "notebook_name": "Face_Recognition.ipynb", "notebook": notebook_text,
+                "memory_bytes": settings.memory_bytes, "threads": settings.threads,
+                "cpu_seconds": int(settings.notebook_timeout * max(settings.threads, 1) + 60)})
+        finally:
+            theirs.close()
+            os.close(kernel_output)
         message, fds, _, _ = _receive_fds(self.status, time.monotonic() + START_TIMEOUT)
         event = json.loads(message)
         if event.get("event") != "started" or len(fds) != 1:
@@ -183,6 +227,18 @@ class KernelSession:
                 os.close(fd)
             raise RuntimeError(event.get("message") or "the sandbox did not start a kernel")
         self.pidfd = fds[0]
+
+    def note_tampered(self, names, count=None):
+        """Keep the replaced names a reply reports: at most MAX_TAMPERED_NAMES, each short."""
+        names = names if isinstance(names, list) else []
+        count = count if isinstance(count, int) and count >= len(names) else len(names)
+        for name in names[:MAX_TAMPERED_NAMES]:
+            if isinstance(name, str) and name not in self.tampered:
+                if len(self.tampered) < MAX_TAMPERED_NAMES:
+                    self.tampered[name[:120]] = None
+                else:
+                    self.tampered_more += 1
+        self.tampered_more += max(0, count - min(len(names), MAX_TAMPERED_NAMES))
 
     def signal(self, number: int):
         if self.pidfd is not None:
@@ -250,6 +306,44 @@ class KernelSession:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        self.drain.close()
+
+
+class LogDrain:
+    """Reads the kernel's stdout/stderr pipe into the student's log, keeping KERNEL_LOG_BYTES."""
+
+    def __init__(self, fd: int, log: Path, keep: int = KERNEL_LOG_BYTES):
+        import threading
+
+        self.fd, self.log, self.keep = fd, log, keep
+        self.total = 0
+        self.thread = threading.Thread(target=self._run, name="kernel-log", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        with open(self.log, "ab") as handle:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                if self.total < self.keep:
+                    handle.write(chunk[: self.keep - self.total])
+                    handle.flush()
+                self.total += len(chunk)
+
+    def close(self):
+        """Once the kernel is gone: the pipe ends when its last writer does (a straggling child
+        is killed with its PID namespace), so a short wait is enough."""
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            os.close(self.fd)
+
+    @property
+    def overflowed(self) -> bool:
+        return self.total > self.keep
 
 
 def _receive_fds(sock: socket.socket, deadline: float):
@@ -295,8 +389,8 @@ class RemoteStudent(hidden.Student):
         except KernelTimeout:
             raise CellOutOfTime() from None
         if "failed" in reply:
-            raise KernelDied(f"the kernel could not run a hidden test: {reply['failed']}")
-        self.session.tampered += [name for name in reply.get("tampered", []) if name not in self.session.tampered]
+            raise KernelDied(f"the kernel could not run a hidden test: {str(reply['failed'])[:200]}")
+        self.session.note_tampered(reply.get("tampered"), reply.get("tampered_count"))
         return reply
 
     def function(self, name):
@@ -312,15 +406,38 @@ class RemoteStudent(hidden.Student):
         if "error" in reply:
             error = reply["error"]
             raise _remote_error(str(error.get("type", "Error")), str(error.get("explained", "")))
-        value = wire.decode_result(reply.get("value"))
-        gradient = reply.get("gradient")
-        return hidden.Called(value, printed, None if gradient is None else wire.decode_result(gradient))
+        with handling_budget():
+            value = wire.decode_result(reply.get("value"))
+            gradient = reply.get("gradient")
+            gradient = None if gradient is None else wire.decode_result(gradient)
+        if gradient is not None and not _plausible_gradient(value, gradient, args, watch):
+            self.session.inconsistent = True
+            gradient = None
+        return hidden.Called(value, printed, gradient)
 
     def tensor(self, array):
         return wire.Tensor(array)
 
     def is_tensor(self, value):
         return isinstance(value, wire.RemoteTensor)
+
+
+def _plausible_gradient(value, gradient, args, watch) -> bool:
+    """What the grader can check of a gradient the kernel reports: it was asked for, it belongs to
+    a tensor result, and it is a float tensor shaped like the input it was taken against.
+    (Its numbers are compared with the reference gradient by the hidden test itself.)"""
+    if watch is None or not isinstance(value, wire.RemoteTensor) or not isinstance(gradient, wire.RemoteTensor):
+        return False
+    if value.array.dtype.kind != "f" or gradient.array.dtype.kind != "f":
+        return False
+    target = args
+    try:
+        for index in watch:
+            target = target[index]
+    except (IndexError, KeyError, TypeError):
+        return False
+    array = target.array if isinstance(target, wire.Tensor) else np.asarray(target)
+    return gradient.shape == tuple(array.shape)
 
 
 _PHOTOS: dict[tuple, hidden.Photos] = {}
@@ -373,7 +490,7 @@ def _outputs(items) -> list:
     from nbformat.validator import ValidationError, validate
 
     outputs = []
-    for item in items if isinstance(items, list) else []:
+    for item in (items if isinstance(items, list) else [])[:MAX_OUTPUTS_PER_CELL]:
         try:
             node = from_dict(item)
             validate(node, ref="output", version=4)
@@ -459,10 +576,11 @@ class SandboxExecute(NbGraderPreprocessor):
         else:
             notes += self._run(nb, job)
         job.timings["execute"] = time.perf_counter() - started
+        notes = [_plain_text(note) for note in notes]
         if notes:
             from nbformat.v4 import new_markdown_cell
 
-            cell = new_markdown_cell("**Grader's notes**\n\n" + "\n".join(f"- {n}" for n in notes))
+            cell = new_markdown_cell("**Grader's notes**\n\n" + "\n".join(f"- {markdown_escape(n)}" for n in notes))
             cell["id"] = "grader-notes"
             nb.cells.insert(0, cell)
         job.notes = notes
@@ -487,6 +605,8 @@ class SandboxExecute(NbGraderPreprocessor):
         photos = course_photos(settings.encodings, settings.threshold)
         number = 0
         scrubbed = False
+        output_bytes, dropped_from = 0, None
+        html_room, html_dropped = MAX_SANITIZED_PER_NOTEBOOK, False
         try:
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -509,43 +629,76 @@ class SandboxExecute(NbGraderPreprocessor):
                         cell.outputs = [_error("CellNotRun", f"not run: {session.dead}")]
                     continue
                 began = time.perf_counter()
-                if kind == "hidden":
-                    self._judge(cell, session, photos, time.monotonic() + budget, settings)
-                else:
-                    self._execute(cell, session, budget, settings, kind, number, notes)
-                seconds = time.perf_counter() - began
-                job.cells.append({"kind": kind, "seconds": seconds, "number": number})
-                scrubbed |= _scrub_outputs(cell.outputs)
+                room = max(NOTEBOOK_OUTPUT_BYTES - output_bytes, 0)
+                try:
+                    if kind == "hidden":
+                        self._judge(cell, session, photos, time.monotonic() + budget, settings)
+                    elif self._execute(cell, session, budget, settings, kind, number, notes, room):
+                        dropped_from = dropped_from or number  # the kernel kept only what was left
+                    with handling_budget():
+                        size = sum(map(_output_size, cell.outputs))
+                        if output_bytes + size > NOTEBOOK_OUTPUT_BYTES:
+                            _drop_outputs(cell, kind in ("test", "hidden"))
+                            dropped_from = dropped_from or number
+                            size = sum(map(_output_size, cell.outputs))
+                        output_bytes += size
+                        scrubbed |= _scrub_outputs(cell.outputs)
+                        html = _html_outputs(cell.outputs)
+                        html_room -= sanitize_outputs(cell.outputs, max(html_room, 0))
+                        html_dropped |= _html_outputs(cell.outputs) < html
+                except GraderOverrun:
+                    session.kill(f"the grader spent more than {HANDLING_SECONDS:g} s reading what it sent back")
+                    cell.outputs = [_error("GraderError", f"not graded: {session.dead}")]
+                job.cells.append({"kind": kind, "seconds": time.perf_counter() - began, "number": number})
                 if session.dead and not any(session.dead in n for n in notes):
                     notes.append(f"Your notebook's process stopped during code cell {number}: {session.dead}. "
                                  "The cells after it were not run, and their tests got no points.")
         finally:
             session.close()
         if session.tampered:
+            more = f" and {session.tampered_more:,} more" if session.tampered_more else ""
             notes.append("Your code replaced parts of the libraries the tests use ("
-                         + ", ".join(sorted(set(session.tampered))[:12])
+                         + ", ".join(sorted(_shown_name(n) for n in session.tampered)[:12]) + more
                          + "). They were put back before the tests ran: tests always use the originals.")
+        if session.inconsistent:
+            notes.append("A reply of your notebook's process to the hidden tests was inconsistent (a gradient "
+                         "without a tensor, or of the wrong shape); the grader did not believe it.")
         if scrubbed:
             notes.append("Some output showed text of the hidden tests or of the solutions; it was removed.")
+        if dropped_from:
+            notes.append(f"Your notebook's outputs passed {NOTEBOOK_OUTPUT_BYTES >> 20} MB in all: from code cell "
+                         f"{dropped_from} on, outputs were dropped (test cells were still scored).")
+        if html_dropped:
+            notes.append(f"Some HTML or markdown outputs (past {MAX_SANITIZED_PER_NOTEBOOK // 1000:,} kB in all, or "
+                         f"{MAX_SANITIZED_CHARS // 1000:,} kB in one output) are shown as plain text.")
+        if session.drain.overflowed:
+            notes.append(f"Your notebook's process wrote {session.drain.total / 2**20:,.0f} MB to its standard "
+                         f"output or error outside the notebook's cells; the grader kept {KERNEL_LOG_BYTES >> 20} MB "
+                         "in its log and dropped the rest.")
         return notes
 
     @staticmethod
-    def _execute(cell, session: KernelSession, budget: float, settings, kind: str, number: int, notes: list):
-        test = kind == "test"
+    def _execute(cell, session: KernelSession, budget: float, settings, kind: str, number: int, notes: list,
+                 room: int) -> bool:
+        """Run one cell; True when its output was cut to what is left of the notebook's budget."""
+        test, cut = kind == "test", False
         try:
-            reply = session.request({"op": "run", "source": cell.source, "test": test}, budget)
-            if "failed" in reply:
-                raise KernelDied(f"the kernel could not run the cell ({reply['failed']})")
-            cell.outputs = _outputs(reply.get("outputs"))
-            cell.execution_count = reply.get("count") if isinstance(reply.get("count"), int) else None
-            session.tampered += [n for n in reply.get("tampered", []) if n not in session.tampered]
-            if reply.get("truncated"):
+            reply = session.request({"op": "run", "source": cell.source, "test": test, "limit": room}, budget)
+            with handling_budget():
+                if "failed" in reply:
+                    raise KernelDied(f"the kernel could not run the cell ({str(reply['failed'])[:200]})")
+                cell.outputs = _outputs(reply.get("outputs"))
+                cell.execution_count = reply.get("count") if isinstance(reply.get("count"), int) else None
+                session.note_tampered(reply.get("tampered"), reply.get("tampered_count"))
+            cut = bool(reply.get("truncated")) and room < MAX_CELL_OUTPUT_BYTES
+            if reply.get("truncated") and not cut:
                 notes.append(f"Code cell {number} wrote more output than the grader keeps (1 MB of text, 8 MB "
                              "in all); the rest was dropped.")
         except KernelTimeout as timeout:
             if timeout.reply:
-                cell.outputs = [o for o in _outputs(timeout.reply.get("outputs"))
-                                if not (o.output_type == "error" and o.ename == "KeyboardInterrupt")]
+                with handling_budget():
+                    cell.outputs = [o for o in _outputs(timeout.reply.get("outputs"))
+                                    if not (o.output_type == "error" and o.ename == "KeyboardInterrupt")]
             cell.outputs.append(_error("CellTimeoutError", f"this cell ran for more than {budget:.0f} s and "
                                        "was stopped (the time limit of a cell)"))
             notes.append(f"Code cell {number} ran for more than {budget:.0f} s and was stopped"
@@ -562,6 +715,7 @@ class SandboxExecute(NbGraderPreprocessor):
             if score is None or not 0 <= score <= points:
                 cell.outputs.append(_error("GraderError", "this test cell did not end with its score (0 to "
                                            f"{points:g}), so it gets no points"))
+        return cut
 
     @staticmethod
     def _judge(cell, session: KernelSession, photos, deadline: float, settings):
@@ -587,6 +741,60 @@ class SandboxExecute(NbGraderPreprocessor):
         else:
             cell.outputs.append(new_output("execute_result", data={"text/plain": repr(round(total, 4))},
                                            execution_count=None))
+
+
+# ---------------------------------------------------------------- what the grader writes of a kernel's text
+
+# A replaced attribute's name as the kernel reports it: dotted names, a helper rebound in the
+# notebook, or a sys.modules entry. Anything else (an attribute named with markup) is not shown.
+_NAME = re.compile(r"^(sys\.modules\['[\w.]{1,100}'\]|[A-Za-z_][\w.]{0,119}( \((defined|bound) in the notebook\))?)$")
+
+
+def _shown_name(name: str) -> str:
+    return name if _NAME.match(name) else "an attribute with an unusual name"
+
+
+def _plain_text(text: str) -> str:
+    """One line of printable text: a note never starts a new line, list item or block."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())[:2000]
+
+
+def markdown_escape(text: str) -> str:
+    """`text` shown literally in markdown: HTML escaped, markdown's punctuation backslashed."""
+    import html
+
+    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(text, quote=False))
+
+
+def _html_outputs(outputs) -> int:
+    return sum(mime in (output.get("data") or {}) for output in outputs for mime in ("text/html", "text/markdown"))
+
+
+def _output_size(output) -> int:
+    """Characters of an output's text and data: what it costs in the notebook and the feedback."""
+    size = 0
+    for key in ("text", "evalue"):
+        size += len(output.get(key) or "")
+    size += sum(len(line) for line in output.get("traceback") or [])
+    for value in (output.get("data") or {}).values():
+        size += len(value) if isinstance(value, str) else len(json.dumps(value))
+    return size
+
+
+def _drop_outputs(cell, test: bool) -> None:
+    """Past the notebook's output budget: keep a cell's errors (shortened) and a test cell's score."""
+    kept = []
+    for output in cell.outputs:
+        if output.output_type == "error":
+            output["evalue"] = output.get("evalue", "")[:500]
+            output["traceback"] = [line[:500] for line in output.get("traceback", [])[-5:]]
+            kept.append(output)
+        elif test and output.output_type == "execute_result":
+            text = output.get("data", {}).get("text/plain", "")
+            output["data"] = {"text/plain": text[:100] if isinstance(text, str) else ""}
+            kept.append(output)
+    cell.outputs = [_stream(f"[outputs dropped by the grader: the notebook's outputs passed "
+                            f"{NOTEBOOK_OUTPUT_BYTES >> 20} MB in all]\n")] + kept
 
 
 def _notebook_text(nb) -> str:

@@ -62,7 +62,7 @@ def receive(sock: socket.socket, deadline: float | None = None, limit: int = MAX
     body = _read_exactly(sock, length, deadline)
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ProtocolError(f"a message that is not JSON ({error})") from None
 
 
@@ -187,7 +187,7 @@ def encode_result(value, depth: int = 0, budget: list | None = None):
     if kind is np.ndarray and value.dtype.name in DTYPES and value.nbytes <= budget[0]:
         budget[0] -= value.nbytes
         return encode_array(value)
-    if _is_eager_tensor(value):
+    if is_eager_tensor(value):
         try:
             array = np.asarray(value.numpy())
         except Exception:  # a symbolic tensor, say
@@ -203,11 +203,13 @@ def encode_result(value, depth: int = 0, budget: list | None = None):
     return {"$": "object", "type": kind.__name__[:100], "repr": f"<{kind.__name__[:100]} object>"}
 
 
-def _is_eager_tensor(value) -> bool:
+def is_eager_tensor(value) -> bool:
+    """A TensorFlow eager tensor, by its exact type: isinstance() would believe an object whose
+    `__class__` says tf.Tensor, and a subclass could answer `numpy()` with anything."""
     import sys
 
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(value, tf.Tensor)
+    ops = sys.modules.get("tensorflow.python.framework.ops")
+    return ops is not None and type(value) is getattr(ops, "EagerTensor", None)
 
 
 # ---------------------------------------------------------------- the grader's view of results
@@ -246,10 +248,13 @@ class RemoteObject:
 
 
 _REMOTE_TYPES: dict[str, type] = {}
+MAX_REMOTE_TYPES = 1000  # classes made for type names a kernel sent (one worker grades many submissions)
 
 
 def _remote_type(name: str) -> type:
     name = name if name.isidentifier() else "object"
+    if name not in _REMOTE_TYPES and len(_REMOTE_TYPES) >= MAX_REMOTE_TYPES:
+        name = "object"
     if name not in _REMOTE_TYPES:  # a class named like the student's, so messages name it
         _REMOTE_TYPES[name] = type(name, (RemoteObject,), {})
     return _REMOTE_TYPES[name]

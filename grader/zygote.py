@@ -6,7 +6,8 @@ and the course helpers once, and forks a fresh, isolated kernel for every submis
 started by grader.sandbox.Zygote, never by hand. It prints one JSON line when ready (what the
 machine allows for isolation, where the course photos' encodings are) and then serves fork
 requests on DIR/zygote.sock. For each request (a notebook and two file descriptors: the socket
-the grader will talk to the kernel over, and the student's log file) it forks:
+the grader will talk to the kernel over, and the write end of a pipe the grader drains into the
+student's log: the kernel's stdout and stderr) it forks:
 
     sandbox  (this machine's PID namespace; root)  unshares the namespaces, builds the kernel's
     |                                              read-only root, reports `started`, waits
@@ -288,6 +289,7 @@ class Zygote:
         limits = isolation.Limits(memory_bytes=int(request["memory_bytes"]),
                                   cpu_seconds=int(request["cpu_seconds"]))
         isolation.apply_limits(limits, own_uid=self.support.own_uid)
+        isolation.install_seccomp()
         connection = socket.socket(fileno=kernel_fd)
         Kernel(connection, encodings=ENCODINGS, model_folder=str(REPOSITORY / "keras-facenet-h5"),
                fr_checks_code=self.fr_checks_code, threads=int(request["threads"])).serve()

@@ -61,7 +61,7 @@ def feedback(batch):
 def test_every_submission_of_the_batch_is_graded(batch):
     results = batch["results"]
     assert set(results) == {h.student for h in HOSTILE} | set(CONTROLS)
-    assert len(HOSTILE) >= 20
+    assert len(HOSTILE) >= 48  # 33, and 15 for the five holes of issue #16
     failed = {s: r.status for s, r in results.items() if not r.graded}
     assert not failed, failed
 
@@ -172,3 +172,109 @@ def test_the_batch_printed_progress_and_the_sandbox(batch):
     assert any(m.startswith(f"[{len(batch['results'])}/{len(batch['results'])}]") for m in messages)
     assert any("with 2 job(s)" in m for m in messages)
     assert os.path.exists(batch["root"] / "out" / "grades.csv")
+
+
+# ---------------------------------------------------------------- issue #16: the five holes
+
+
+def graded_notebook(batch, student: str):
+    import nbformat
+
+    return nbformat.read(batch["root"] / "course" / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+                         as_version=4)
+
+
+def test_the_kernel_allocates_no_disk_outside_its_own_tmpfs(batch):
+    from grader.sandbox import KERNEL_LOG_BYTES
+
+    fallocate = printed_by(batch, "fallocate_log")
+    assert fallocate.count("fallocate on fd") == 2 and "ALLOCATED" not in fallocate
+    tmp = printed_by(batch, "fallocate_tmp")
+    assert "fallocate in /tmp -> -1" in tmp and "posix_fallocate refused" in tmp and "A RING" not in tmp
+    assert "wrote 128 MB below Python" in printed_by(batch, "c_level_flood")
+    for log in (batch["root"] / "course" / "logs").glob("*.log"):  # nbgrader's own lines come on top
+        assert log.stat().st_size <= KERNEL_LOG_BYTES + (1 << 20), log.name
+        assert log.stat().st_blocks * 512 <= KERNEL_LOG_BYTES + (2 << 20), f"{log.name} holds hidden disk space"
+
+
+def test_replaced_names_are_reported_but_bounded(batch):
+    from grader.sandbox import MAX_TAMPERED_NAMES
+
+    for student in ("checks_attributes", "million_names", "forged_reply_flood"):
+        [note] = [n for n in batch["results"][student].notes if "replaced parts of the libraries" in n]
+        shown, more = note.split("(", 1)[1].split(" and ")[0], int(note.split(" and ")[1].split()[0].replace(",", ""))
+        assert shown.count(",") == 11 and more >= 100_000 - MAX_TAMPERED_NAMES, (student, note[:300])
+    [cell] = [c for c in graded_notebook(batch, "forged_reply_flood").cells
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "who_is_it_answer"]
+    assert 0 < len(cell.outputs) <= 1001  # the forged 200,000 outputs, capped
+
+
+def test_forged_hidden_answers_are_reported(batch):
+    for student, name in (("forge_transport", "grader.callee.call"), ("forge_code_in_place", "grader.wire.encode_result"),
+                          ("forge_gradient_tape", "tensorflow.is_tensor")):
+        assert any(name in note for note in batch["results"][student].notes), (student, batch["results"][student].notes)
+
+
+class _ActiveHTML(__import__("html.parser").parser.HTMLParser):
+    """Finds students' markers (PWNED) anywhere a browser would act on them."""
+
+    ACTIVE_TAGS = {"script", "iframe", "form", "object", "embed", "style", "svg", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.found, self.inside, self.items = [], [], []  # items: the text of each list item
+        self.in_item = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "li":
+            self.items.append("")
+            self.in_item += 1
+        for name, value in attrs:
+            value = value or ""
+            if "PWNED" in value and (name.startswith("on") or tag in self.ACTIVE_TAGS
+                                     or value.strip().lower().startswith("javascript:")):
+                self.found.append(f"<{tag} {name}={value[:60]}>")
+        if tag in self.ACTIVE_TAGS:
+            self.inside.append(tag)
+            if tag != "script" and tag != "style":
+                self.found += [f"<{tag}> {attrs}"] if any("PWNED" in (v or "") for _, v in attrs) else []
+
+    def handle_endtag(self, tag):
+        self.in_item -= tag == "li" and self.in_item > 0
+        if self.inside and self.inside[-1] == tag:
+            self.inside.pop()
+
+    def handle_data(self, data):
+        if self.in_item:
+            self.items[-1] += data
+        if self.inside and "PWNED" in data:
+            self.found.append(f"inside <{self.inside[-1]}>: {data[:60]}")
+
+
+def test_feedback_is_inert_and_still_shows_text_and_plots(batch, feedback):
+    for student, text in feedback.items():
+        parser = _ActiveHTML()
+        parser.feed(text)
+        assert not parser.found, (student, parser.found[:5])
+        assert not [item for item in parser.items if "full marks approved" in item], student  # no bullet of its own
+    assert "full marks approved" not in (batch["root"] / "out" / "grades.csv").read_text()
+    assert not any("full marks approved" in note for note in batch["results"]["note_injection"].notes)
+    html = feedback["html_outputs"]
+    assert "bold is fine" in html and "data:image/png;base64," in html
+    assert "with emphasis" in feedback["markdown_cell"] and "<h2" in feedback["markdown_cell"]
+    for student in ("html_outputs", "markdown_outputs"):
+        for cell in graded_notebook(batch, student).cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                assert not {"application/javascript", "image/svg+xml"} & set(data), (student, list(data))
+                assert "<script" not in data.get("text/html", "") + data.get("text/markdown", ""), student
+
+
+def test_a_notebooks_total_output_is_capped(batch, feedback):
+    from grader.sandbox import NOTEBOOK_OUTPUT_BYTES
+
+    for student in ("output_30_cells", "html_flood"):
+        path = batch["root"] / "course" / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert path.stat().st_size < NOTEBOOK_OUTPUT_BYTES + (4 << 20), student
+        assert len(feedback[student]) < 2 * NOTEBOOK_OUTPUT_BYTES, student
+    assert any("outputs passed" in note for note in batch["results"]["output_30_cells"].notes)
