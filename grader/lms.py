@@ -84,8 +84,7 @@ RULES = {
         r"^(?P<assignment>.+?)_(?P<student_id>[^/]+?)_attempt_"
         r"(?P<attempt>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)(?:_(?P<original>.+))?$",
         "Face Recognition_asmith_attempt_2026-11-20-14-03-55_Face_Recognition.ipynb",
-        r".*/[^/]+?_(?P<student_id>[^/]+?)_attempt_(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)"
-        r"_(?P<file_id>Face_Recognition)\.ipynb$"),
+        r".*/[^/]+?_(?P<student_id>[^/]+?)_attempt_\d{4}(?:-\d\d){5}_(?P<file_id>Face_Recognition)\.ipynb$"),
 }
 
 
@@ -160,7 +159,7 @@ def read_download(source: Path, workdir: Path, lms: str | None = None,
                   id_pattern: str | None = None) -> Download:
     """The submissions of a zip or folder; a zip is unpacked into `workdir` first."""
     source = Path(source)
-    if source.is_file() and zipfile.is_zipfile(source):
+    if source.is_file() and (source.suffix.lower() == ".zip" or zipfile.is_zipfile(source)):
         folder = unzip(source, workdir)
     elif source.is_dir():
         folder = source
