@@ -1,15 +1,23 @@
-"""Grade a folder of submitted notebooks: grades.csv, one HTML feedback file per student, a summary.
+"""Grade submitted notebooks (a folder, or an LMS's zip): grades.csv, one HTML feedback file per student, a summary.
 
-    python -m grader.grade [SUBMISSIONS] [--out DIR] [--course DIR] [--jobs N] [--force] [--db URL]
+    python -m grader.grade [SUBMISSIONS] [--out DIR] [--course DIR] [--lms NAME | --id-pattern REGEX]
+                           [--export NAME ...] [--export-column HEADER] [--jobs N] [--force] [--db URL]
                            [--cell-timeout S] [--timeout S] [--memory GB]
 
 SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.ipynb (or one
-             <student>.ipynb per student); default: the example submissions, regenerated from
-             the source notebook first (grader/examples/submissions)
---out DIR    where to write grades.csv and feedback/<student>.html (default: the current folder)
+             <student>.ipynb per student), or a Canvas, Moodle or Blackboard download, zipped or
+             not (grader/lms.py reads their file names: the student id is the LMS's own, and of
+             several files of a student the latest is graded); default: the example submissions,
+             regenerated from the source notebook first (grader/examples/submissions)
+--out DIR    where to write grades.csv, feedback/<student>.html and the --export files (default:
+             COURSE/results/<the submissions' name>, never the repository's root)
 --course DIR the nbgrader course folder holding the gradebook and nbgrader's working folders
              (default: grader/, the course itself, whose gradebook is grader/gradebook.db; for
              the example submissions grader/.work/examples/, to keep them out of a real class)
+--lms NAME, --id-pattern REGEX
+             how file names carry the student id (default: detected; see grader/lms.py)
+--export NAME
+             also write the grades file the LMS's grade import accepts (canvas, moodle, blackboard)
 --jobs N     grade N submissions at once (default: one per CPU core, at most one per 2 GB of memory)
 --force      grade again submissions an earlier run already graded (by default a run that was
              stopped is resumed: a submission graded before, unchanged, by the same grader, is kept)
@@ -22,10 +30,10 @@ SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.i
 Each submission runs in a fresh kernel of its own, forked from a process that has TensorFlow and
 the course helpers loaded, isolated from the machine, in its own copy of the assignment folder
 (grader/sandbox.py, grader/zygote.py). nbgrader does the rest as `nbgrader autograde` would with
-grader/nbgrader_config.py: the gradebook, the score of every cell, the feedback. A file that
-cannot be graded (not a notebook, say) gets 0 points and feedback saying why; the others are
-graded anyway. The exit status is 0 when every submission was graded, 1 otherwise, 2 when
-grading could not start.
+grader/nbgrader_config.py: the gradebook, the score of every cell, the feedback. A file that is
+not a notebook gets the status `unreadable`, 0 points and feedback saying what it is; the others
+are graded anyway. The exit status is 0 when every readable notebook was graded, 1 otherwise, 2
+when grading could not start, 130 when interrupted.
 """
 from __future__ import annotations
 
