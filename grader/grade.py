@@ -103,9 +103,9 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
     if examples:
         submissions = EXAMPLES_FOLDER
         progress(f"Example submissions regenerated from the source notebook in {submissions}")
-    download = lms_files.read_download(Path(submissions), course.root / "downloads" / out.name, lms=lms,
-                                       id_pattern=id_pattern)
-    progress(f"Found {download.describe()}")
+    unpacked = course.root / "downloads" / default_out(submissions, course.root).name  # a zip, unpacked
+    download = lms_files.read_download(Path(submissions), unpacked, lms=lms, id_pattern=id_pattern)
+    progress(f"Found {download.describe(submissions)}")
     found = download.files
     try:
         released = course.release().read_text(encoding="utf-8")

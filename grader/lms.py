@@ -89,13 +89,13 @@ RULES = {
 
 
 def _match(regex: re.Pattern, relative: str):
-    """Match the file's name, then `<parent folder>_<name>` (Moodle's "in folders" download)."""
+    """Match the file's name, then `<folder>_<name>` for each folder it is in, innermost first
+    (Moodle's "in folders" download puts a student's files, and their folders, in one folder)."""
     parts = relative.split("/")
-    for candidate in (parts[-1], "_".join(parts[-2:]) if len(parts) > 1 else None):
-        if candidate is not None:
-            found = regex.match(candidate)
-            if found:
-                return found
+    for candidate in [parts[-1], *(f"{folder}_{parts[-1]}" for folder in reversed(parts[:-1]))]:
+        found = regex.match(candidate)
+        if found:
+            return found
     return None
 
 
@@ -110,11 +110,11 @@ class Download:
     names: dict[str, str] = field(default_factory=dict)  # student id -> name as the LMS wrote it
     skipped: list[str] = field(default_factory=list)  # files that name no student
 
-    def describe(self) -> str:
+    def describe(self, source: Path | None = None) -> str:
         how = {None: "one folder or notebook per student", "pattern": "names read with --id-pattern"}.get(
-            self.lms, f"{self.lms.capitalize()}'s file names")
+            self.lms, f"{(self.lms or '').capitalize()}'s file names")
         several = sum(1 for notes in self.notes.values() if notes)
-        return (f"{len(self.files)} student(s) from {self.folder} ({how})"
+        return (f"{len(self.files)} student(s) in {source or self.folder} ({how})"
                 + (f"; {several} handed in several files, the latest is graded" if several else "")
                 + (f"; {len(self.skipped)} file(s) name no student and were skipped: "
                    f"{', '.join(self.skipped[:5])}{' ...' if len(self.skipped) > 5 else ''}" if self.skipped else ""))
