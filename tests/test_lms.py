@@ -366,10 +366,13 @@ def test_the_stock_zip_collect_and_autograde_path_with_the_documented_settings(g
     nbgrader = [sys.executable, "-m", "nbgrader"]
     common = [f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    collect = subprocess.run([*nbgrader, "zip_collect", ASSIGNMENT, *common,
-                              "--ZipCollectApp.collector_plugin=grader.lms.LatestAttemptCollector",
-                              "--LatestAttemptCollector.lms=canvas"],
-                             cwd=GRADER, env=env, capture_output=True, text=True, timeout=300)
+    # the course's nbgrader_config.py plus the two lines it documents for Canvas, as an instructor adds them
+    settings = tmp_path / "nbgrader_config.py"
+    settings.write_text(f"c = get_config()\nload_subconfig({str(GRADER / 'nbgrader_config.py')!r})\n"
+                        'c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"\n'
+                        'c.LatestAttemptCollector.lms = "canvas"\n')
+    collect = subprocess.run([*nbgrader, "zip_collect", ASSIGNMENT, *common], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
     assert collect.returncode == 0, collect.stderr[-3000:]
     submitted = {p.parent.parent.name: p.read_bytes() for p in (root / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")}
     examples = folder / "examples"
