@@ -46,7 +46,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from grader.pipeline import (EXERCISES, GRADER, Course, GradingError, StudentResult,  # noqa: E402
-                             describe_database, find_submissions)
+                             describe_database)
 
 # The course folder used for the example submissions, so that they never mix with a real class.
 EXAMPLES_COURSE = GRADER / ".work" / "examples"
