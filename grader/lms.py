@@ -78,7 +78,7 @@ RULES = {
         "moodle",
         r"^(?P<name>.+?)_(?P<student_id>\d+)_assignsubmission_file_+(?P<original>[^_].*)$",
         "Ana Smith_10001_assignsubmission_file_Face_Recognition.ipynb",
-        r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file(?:_|_?/)(?P<file_id>Face_Recognition)\.ipynb$"),
+        r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file(?:_|_?/(?:.*/)?)(?P<file_id>Face_Recognition)\.ipynb$"),
     "blackboard": Rules(
         "blackboard",
         r"^(?P<assignment>.+?)_(?P<student_id>[^/]+?)_attempt_"

@@ -91,7 +91,7 @@ c.GenerateFeedback.preprocessors = [
 # Canvas, `smith_10001_50001_Face_Recognition.ipynb` (late: `smith_LATE_10001_...`):
 #   c.FileNameCollectorPlugin.named_regexp = r".*/[^_/]+(?:_(?:LATE|late))?_(?P<student_id>\d+)_\d+_(?P<file_id>Face_Recognition)(?:-\d+)?\.ipynb$"
 # Moodle, `Ana Smith_10001_assignsubmission_file_Face_Recognition.ipynb` (or in a folder of that name):
-#   c.FileNameCollectorPlugin.named_regexp = r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file(?:_|_?/)(?P<file_id>Face_Recognition)\.ipynb$"
+#   c.FileNameCollectorPlugin.named_regexp = r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file(?:_|_?/(?:.*/)?)(?P<file_id>Face_Recognition)\.ipynb$"
 # Blackboard, `Face Recognition_asmith_attempt_2026-11-20-14-03-55_Face_Recognition.ipynb`:
 #   c.FileNameCollectorPlugin.named_regexp = r".*/[^/]+?_(?P<student_id>[^/]+?)_attempt_\d{4}(?:-\d\d){5}_(?P<file_id>Face_Recognition)\.ipynb$"
 #

@@ -350,40 +350,71 @@ def test_a_second_run_keeps_what_is_unchanged_and_says_what_changed(graded):
     assert "changed since the last run" in summary(results)
 
 
-def test_the_stock_zip_collect_and_autograde_path_with_the_documented_settings(graded, tmp_path):
-    """nbgrader's own commands on the Canvas zip: zip_collect with grader.lms.LatestAttemptCollector
-    (Canvas's re-upload needs it), then autograde: the PDF is graded 0 without a traceback."""
+def stock_zip_collect(root: Path, archive: Path, lines: list[str], folder: Path) -> dict[str, bytes]:
+    """`nbgrader zip_collect` of `archive` into a new course at `root`, with the course's
+    nbgrader_config.py plus `lines` (as an instructor adds them); {student id: collected file}."""
+    from grader.pipeline import ASSIGNMENT, Course
+
+    Course(root).release()
+    archive_dir = root / "downloaded" / ASSIGNMENT / "archive"
+    archive_dir.mkdir(parents=True)
+    (archive_dir / archive.name).write_bytes(archive.read_bytes())
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nbgrader_config.py").write_text(
+        f"c = get_config()\nload_subconfig({str(GRADER / 'nbgrader_config.py')!r})\n" + "\n".join(lines) + "\n")
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "zip_collect", ASSIGNMENT, *stock_options(root)],
+                          cwd=folder, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {p.parent.parent.name: p.read_bytes() for p in (root / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")}
+
+
+def stock_options(root: Path) -> list[str]:
+    return [f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}"]
+
+
+@pytest.mark.parametrize("name", sorted(lms.RULES))
+def test_stock_zip_collect_with_each_documented_setting(graded, tmp_path, name):
+    """Per LMS: the documented named_regexp collects a download with one notebook per student
+    (the zip without the earlier attempt), and LatestAttemptCollector the whole zip, latest first."""
+    folder, runs = graded
+    first, second, third = SUBMITTED[name]
+    archive = runs[name][0]
+    examples = folder / "examples"
+    expected = {first: (examples / "solution" / NOTEBOOK).read_bytes(),
+                second: (examples / "alpha_forgotten" / NOTEBOOK).read_bytes(), third: PDF}
+    single = tmp_path / f"{name} single.zip"
+    unanswered = (examples / "unanswered" / NOTEBOOK).read_bytes()
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(single, "w") as dest:
+        for info in source.infolist():
+            if source.read(info) != unanswered:
+                dest.writestr(info, source.read(info))
+    pattern = f'c.FileNameCollectorPlugin.named_regexp = r"{lms.RULES[name].stock_pattern}"'
+    assert stock_zip_collect(tmp_path / "regexp", single, [pattern], tmp_path / "a") == expected
+    plugin = ['c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"',
+              f'c.LatestAttemptCollector.lms = "{name}"']
+    assert stock_zip_collect(tmp_path / "plugin", archive, plugin, tmp_path / "b") == expected
+
+
+def test_the_stock_autograde_grades_the_collected_canvas_zip_without_a_traceback(graded, tmp_path):
+    """nbgrader's own autograde after zip_collect of the Canvas zip: the PDF renamed .ipynb gets 0
+    and a line naming it, not a traceback; the others get their examples' scores."""
     from grader.make_examples import EXAMPLES
     from grader.pipeline import ASSIGNMENT, Course
 
     folder, runs = graded
-    root = folder / "stock-course"
-    course = Course(root)
-    course.release()
-    archive_dir = root / "downloaded" / ASSIGNMENT / "archive"
-    archive_dir.mkdir(parents=True)
-    (archive_dir / "canvas.zip").write_bytes(runs["canvas"][0].read_bytes())
-    nbgrader = [sys.executable, "-m", "nbgrader"]
-    common = [f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    # the course's nbgrader_config.py plus the two lines it documents for Canvas, as an instructor adds them
-    settings = tmp_path / "nbgrader_config.py"
-    settings.write_text(f"c = get_config()\nload_subconfig({str(GRADER / 'nbgrader_config.py')!r})\n"
-                        'c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"\n'
-                        'c.LatestAttemptCollector.lms = "canvas"\n')
-    collect = subprocess.run([*nbgrader, "zip_collect", ASSIGNMENT, *common], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert collect.returncode == 0, collect.stderr[-3000:]
-    submitted = {p.parent.parent.name: p.read_bytes() for p in (root / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")}
-    examples = folder / "examples"
-    assert submitted == {"10004": (examples / "solution" / NOTEBOOK).read_bytes(),
-                         "10003": (examples / "alpha_forgotten" / NOTEBOOK).read_bytes(), "10001": PDF}
-    done = subprocess.run([*nbgrader, "autograde", ASSIGNMENT, *common], cwd=GRADER, env=env,
-                          capture_output=True, text=True, timeout=900)
+    root = tmp_path / "course"
+    plugin = ['c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"', 'c.LatestAttemptCollector.lms = "canvas"']
+    submitted = stock_zip_collect(root, runs["canvas"][0], plugin, tmp_path / "config")
+    assert sorted(submitted) == ["10001", "10003", "10004"]
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, *stock_options(root)],
+                          cwd=GRADER, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+                          text=True, timeout=900)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "Traceback" not in output
     assert re.search(r"10001.*is unreadable \(a PDF document\)", output)
     expected = {e.student: e.expected_total for e in EXAMPLES}
+    course = Course(root)
     totals = {student: sum(s for s, _ in course.scores(student).values()) for student in submitted}
     assert totals == pytest.approx({"10004": expected["solution"], "10003": expected["alpha_forgotten"], "10001": 0})
