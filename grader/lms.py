@@ -217,7 +217,8 @@ def _group(folder: Path, lms: str, files: list[str], match) -> Download:
         by_student.setdefault(student, []).append((_order(folder / relative, groups), relative, groups))
     if not by_student:
         rules = RULES.get(lms)
-        raise GradingError(f"No file in {folder} is named the way {lms} names submissions"
+        raise GradingError(f"No file in {folder} is named the way "
+                           f"{'--id-pattern says' if lms == 'pattern' else lms + ' names submissions'}"
                            + (f" (e.g. {rules.example})" if rules else "") + ": check --lms or --id-pattern.")
     for student in sorted(by_student):
         attempts = sorted(by_student[student])
@@ -230,7 +231,7 @@ def _group(folder: Path, lms: str, files: list[str], match) -> Download:
         others = [a[1] for a in attempts if a is not chosen]
         download.notes[student] = [
             f"You handed in {len(attempts)} files; the latest{' notebook' if notebooks and len(notebooks) < len(attempts) else ''}, "
-            f"{Path(chosen[1]).name}, was graded, not: {', '.join(Path(o).name for o in others)}."] if others else []
+            f"{chosen[1]}, was graded, not: {', '.join(others)}."] if others else []
     return download
 
 
