@@ -64,6 +64,8 @@ _SIGNATURES = [
 
 def what_is(data: bytes, name: str = "") -> str | None:
     """What a file that is not a notebook is, in a few words, when that is recognisable."""
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return None  # JSON: a notebook, or the reason it is not one comes from reading it
     for signature, what in _SIGNATURES:
         if data.startswith(signature):
             return what

@@ -136,6 +136,17 @@ def test_an_unreadable_file_is_named_for_what_it_is(tmp_path, name, data, what):
     assert what in prepared.rejected or what == "an empty file" and "empty" in prepared.rejected
 
 
+def test_a_notebook_showing_html_or_code_at_its_start_is_still_a_notebook(tmp_path):
+    import nbformat
+
+    from grader.preflight import prepare
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("<html><b>import numpy</b></html>")])
+    prepared = prepare("s", write(tmp_path, NOTEBOOK, nbformat.writes(nb).encode()),
+                       (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8"))
+    assert prepared.rejected is None and prepared.what == ""
+
+
 # ---------------------------------------------------------------- exports
 
 
