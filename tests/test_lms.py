@@ -3,8 +3,9 @@
 The fast tests read names and write files only. The end-to-end tests build one zip per LMS from
 the example submissions (a student with two attempts, one whose notebook is in a sub-folder, one
 who handed in a PDF renamed .ipynb), grade all three with `grader.grade` in the tests' shared
-sandbox, grade one again after a file changed (resume), and put the Canvas zip through the stock
-`nbgrader zip_collect` + `nbgrader autograde`.
+sandbox, grade one again after a file changed (resume), put each zip through the stock
+`nbgrader zip_collect` (the documented pattern, and grader.lms.LatestAttemptCollector), and the
+Canvas one through the stock `nbgrader autograde` too.
 """
 from __future__ import annotations
 
