@@ -3,11 +3,14 @@
 #   make test    set everything up, then run the tests (what CI runs)
 # Every target sets up first; set-up is quick when nothing changed.
 PY := .venv/bin/python
+# A folder or an LMS's zip; quoted below, so a path with spaces works. GRADE_ARGS: more options
+# of grader.grade, e.g. GRADE_ARGS="--export canvas --lms canvas".
 SUBMISSIONS ?=
+GRADE_ARGS ?=
 
 .PHONY: grade test setup bench bench-lfw bench-grading lab
 grade: setup
-	$(PY) -m grader.grade $(SUBMISSIONS)
+	$(PY) -m grader.grade $(if $(SUBMISSIONS),"$(SUBMISSIONS)") $(GRADE_ARGS)
 
 test: setup
 	@bash scripts/system-deps.sh

@@ -3,9 +3,11 @@
 grader/nbgrader_config.py   nbgrader's settings for this course (stock commands and ours)
 grader/source/              the instructor's notebook: solutions, visible and hidden tests
 grader/pipeline.py          grading as named steps on nbgrader's Python API
-grader/grade.py             `python -m grader.grade`: grade a folder, write grades.csv + feedback
+grader/grade.py             `python -m grader.grade`: grade a folder or an LMS's zip, write grades.csv + feedback
+grader/lms.py               LMS downloads (Canvas, Moodle, Blackboard names, latest attempt) and grade exports
+grader/feedback_files.py    the feedback files of --out: test cells named by exercise, compact CSS
 grader/parallel.py          N worker processes, progress line, resuming a stopped run
-grader/preflight.py         reading a submitted file: a notebook to grade, or the reason it is not one
+grader/preflight.py         reading a submitted file: a notebook to grade, or what it is instead
 grader/sandbox.py           nbgrader's execution step in the sandbox; hidden tests run here, outside it
 grader/zygote.py            one process per run with TensorFlow imported, forking an isolated kernel per submission
 grader/isolation.py         Linux namespaces, read-only root, user id, rlimits of a kernel

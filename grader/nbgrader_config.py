@@ -19,6 +19,11 @@ defaults, and why:
   for half a minute) and cells tagged `going-further` are dropped before the notebook runs.
 - Cells may run for up to 5 minutes (the first cells load TensorFlow and the network).
 - nbgrader finds the tools of the Python environment it runs from, activated or not.
+- A submitted file that is not a notebook (a PDF, a zip, an empty file) is graded as the released
+  notebook, 0 points, with its reason in autograde's log, instead of stopping autograde with a
+  traceback (grader.preflight.ReadableNotebookExporter).
+- `nbgrader zip_collect` is set up at the end of this file for the LMS downloads (commented out:
+  choose your LMS).
 
 `python -m grader.grade` reads this file too, and replaces three of these steps with one
 (grader.pipeline.sandboxed): LinkCourseFiles, Execute and UnlinkCourseFiles become
@@ -47,6 +52,7 @@ c.CourseDirectory.course_id = "face_recognition"
 c.CourseDirectory.root = COURSE
 
 c.Execute.timeout = 300
+c.Autograde.exporter_class = "grader.preflight.ReadableNotebookExporter"
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
@@ -78,3 +84,25 @@ c.GenerateFeedback.preprocessors = [
 ]
 # Markdown cells are the student's to edit: rendered, then sanitized like the outputs.
 c.HTMLExporter.filters = {"markdown2html": "grader.pipeline.safe_markdown2html"}
+
+# ---- nbgrader zip_collect: an LMS's download of Face_Recognition.ipynb files
+# Put the zip (or its files) in downloaded/Face_Recognition/archive/, then run
+# `nbgrader zip_collect Face_Recognition`. nbgrader matches `named_regexp` against each file's
+# WHOLE PATH (downloaded/Face_Recognition/extracted/...), from its start, hence the leading `.*/`.
+# One pattern per LMS, tested by tests/test_lms.py (they are grader.lms.RULES[...].stock_pattern):
+#
+# Canvas, `smith_10001_50001_Face_Recognition.ipynb` (late: `smith_LATE_10001_...`):
+#   c.FileNameCollectorPlugin.named_regexp = r".*/[^_/]+(?:_(?:LATE|late))?_(?P<student_id>\d+)_\d+_(?P<file_id>Face_Recognition)(?:-\d+)?\.ipynb$"
+# Moodle, `Ana Smith_10001_assignsubmission_file_Face_Recognition.ipynb` (or in a folder of that name):
+#   c.FileNameCollectorPlugin.named_regexp = r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file(?:_|_?/(?:.*/)?)(?P<file_id>Face_Recognition)\.ipynb$"
+# Blackboard, `Face Recognition_asmith_attempt_2026-11-20-14-03-55_Face_Recognition.ipynb`:
+#   c.FileNameCollectorPlugin.named_regexp = r".*/[^/]+?_(?P<student_id>[^/]+?)_attempt_\d{4}(?:-\d\d){5}_(?P<file_id>Face_Recognition)\.ipynb$"
+#
+# These suit one notebook per student. With several (Canvas's re-uploads `Face_Recognition-1.ipynb`,
+# Blackboard's attempts), nbgrader stops with "Duplicate submission file. No timestamps for
+# comparison"; and a `timestamp` group does not help Blackboard: nbgrader 0.9.6's parse_utc
+# fails on its dates ("2026-11-20-14-03-55" reads as a time zone offset). Then use our collector,
+# which reads the names as `python -m grader.grade` does and collects each student's latest
+# notebook only:
+#   c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"
+#   c.LatestAttemptCollector.lms = "canvas"   # or "moodle", "blackboard"

@@ -34,6 +34,21 @@ def fingerprint(settings: sandbox.SandboxSettings) -> str:
     return digest.hexdigest()
 
 
+def since_last_run(course: Course, student: str, sha256: str, version: str) -> str:
+    """Why a submission is graded (again): "new" (no earlier run graded it), "changed" (its file
+    differs from the one an earlier run graded), "grader changed" (same file, other tests or
+    limits), or "incomplete" (same file and grader, but its grades or feedback are gone)."""
+    import json
+
+    try:
+        state = json.loads(course.state_path(student).read_text())
+    except (OSError, ValueError):
+        return "new"
+    if state.get("sha256") != sha256:
+        return "changed"
+    return "grader changed" if state.get("fingerprint") != version else "incomplete"
+
+
 @dataclass
 class Task:
     student: str
@@ -173,8 +188,9 @@ def run(course: Course, tasks: list[Task], settings: sandbox.SandboxSettings, jo
                                            f"({type(error).__name__}: {error})")
                 results.append(result)
                 progress.clear()
+                ok = result.graded  # before on_result, which may call a rejected file "unreadable"
                 on_result(result)
-                progress.update(result.graded)
+                progress.update(ok)
             hand_out()
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):

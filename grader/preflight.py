@@ -10,8 +10,14 @@ turned into a clear reason, never into a crash of the grading run.
 - a notebook in the old format 3, or a file that is not UTF-8, or one with huge stored outputs:
   graded, with a note saying what was done;
 - a file that is not a notebook at all (truncated, not JSON, far too large, an unknown format):
-  rejected with the reason; it is then graded as the released, empty notebook, so the student
+  rejected with the reason, which names what the file is when that is recognisable (a PDF, a
+  zip, a web page, Python code, an image, an empty file; `what_is`); the grading command gives
+  it the status `unreadable`, and it is graded as the released, empty notebook, so the student
   gets 0 points and feedback that says why.
+
+`ReadableNotebookExporter` brings the same rule to the stock `nbgrader autograde` (see
+nbgrader_config.py): an unreadable file is logged with its reason and graded as the released
+notebook, instead of stopping autograde with a traceback.
 """
 from __future__ import annotations
 
@@ -37,11 +43,38 @@ class Prepared:
     text: str                    # the notebook to grade (nbformat 4)
     notes: list[str] = field(default_factory=list)
     rejected: str | None = None  # why it gets 0 without running
+    what: str = ""               # for the summary: what an unreadable file is, in a few words
 
 
-def _reject(student, path, digest, released: str, reason: str) -> Prepared:
+def _reject(student, path, digest, released: str, reason: str, what: str) -> Prepared:
     return Prepared(student, path, digest, released, rejected=f"{reason} {HOW_TO_FIX} It was graded as the "
-                    "empty notebook: 0 points.")
+                    "empty notebook: 0 points.", what=what)
+
+
+# Leading bytes of the files students hand in by mistake, and what to call them.
+_SIGNATURES = [
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive (a zipped folder, or a Word, Excel or PowerPoint file)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document"),
+]
+
+
+def what_is(data: bytes, name: str = "") -> str | None:
+    """What a file that is not a notebook is, in a few words, when that is recognisable."""
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return None  # JSON: a notebook, or the reason it is not one comes from reading it
+    for signature, what in _SIGNATURES:
+        if data.startswith(signature):
+            return what
+    head = data[:4096].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:512]:
+        return "a web page (HTML: a notebook exported or saved from the browser)"
+    if name.lower().endswith(".py") or head.startswith((b"import ", b"from ", b"#!", b"def ", b"# %%")):
+        return "Python code (a .py script, not the notebook)"
+    return None
 
 
 def prepare(student: str, path: Path, released: str) -> Prepared:
@@ -50,12 +83,17 @@ def prepare(student: str, path: Path, released: str) -> Prepared:
     if size > MAX_BYTES:
         return _reject(student, path, f"size:{size}", released,
                        f"Your file is {size / 2**20:.0f} MB, more than the {MAX_BYTES / 2**20:.0f} MB a "
-                       "notebook may be (clear its outputs: Kernel > Restart Kernel and Clear All Outputs).")
+                       "notebook may be (clear its outputs: Kernel > Restart Kernel and Clear All Outputs).",
+                       f"{size / 2**20:.0f} MB, too large")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     notes = []
     if not data.strip():
-        return _reject(student, path, digest, released, "Your file is empty.")
+        return _reject(student, path, digest, released, "Your file is empty.", "an empty file")
+    kind = what_is(data, path.name)
+    if kind:
+        return _reject(student, path, digest, released,
+                       f"Your file ({path.name}) is {kind}, not a Jupyter notebook.", kind.split(" (")[0])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -69,18 +107,22 @@ def prepare(student: str, path: Path, released: str) -> Prepared:
         cut = text.lstrip().startswith("{") and not text.rstrip().endswith("}")
         ending = " (it ends too early: the file was cut off, by an interrupted download or save)" if cut else ""
         return _reject(student, path, digest, released,
-                       f"Your file is not a complete notebook: it is not valid JSON{at}{ending}.")
+                       f"Your file is not a complete notebook: it is not valid JSON{at}{ending}.",
+                       "a notebook cut off" if cut else "not JSON, not a notebook")
     if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw):
-        return _reject(student, path, digest, released, "Your file is JSON but not a Jupyter notebook (it has no cells).")
+        return _reject(student, path, digest, released, "Your file is JSON but not a Jupyter notebook (it has no cells).",
+                       "JSON without cells")
     version = raw.get("nbformat")
     if version not in (3, 4):
         return _reject(student, path, digest, released,
-                       f"Your notebook is in format {version!r}, which this grader cannot read (it reads 3 and 4).")
+                       f"Your notebook is in format {version!r}, which this grader cannot read (it reads 3 and 4).",
+                       f"notebook format {version!r}")
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat's errors vary by version
         return _reject(student, path, digest, released,
-                       f"Your notebook could not be read ({type(error).__name__}: {str(error)[:200]}).")
+                       f"Your notebook could not be read ({type(error).__name__}: {str(error)[:200]}).",
+                       "a notebook that cannot be read")
     if version == 3:
         notes.append("Your notebook was saved in the old format 3 (Jupyter before 2015); it was converted "
                      "to format 4 to be graded.")
@@ -131,3 +173,28 @@ def _normalise(nb, released) -> list[str]:
         notes.append(f"{unknown} cell(s) carried grading information of another assignment; they were "
                      "graded as ordinary cells.")
     return notes
+
+
+try:
+    from nbconvert.exporters import NotebookExporter
+except ImportError:  # nbconvert comes with nbgrader; this keeps the module importable without it
+    NotebookExporter = object
+
+
+class ReadableNotebookExporter(NotebookExporter):
+    """nbgrader's exporter for the stock `nbgrader autograde`, which reads an unreadable file as
+    the released notebook (0 points) and logs why, instead of stopping with a traceback."""
+
+    def from_filename(self, filename, resources=None, **kw):
+        coursedir = getattr(self.parent, "coursedir", None)
+        if coursedir is None:
+            return super().from_filename(filename, resources=resources, **kw)
+        released = Path(coursedir.format_path(coursedir.release_directory, ".", coursedir.assignment_id),
+                        Path(filename).name)
+        if not released.exists():
+            return super().from_filename(filename, resources=resources, **kw)
+        prepared = prepare(Path(filename).parent.parent.name, Path(filename), released.read_text(encoding="utf-8"))
+        if not prepared.rejected:
+            return super().from_filename(filename, resources=resources, **kw)
+        self.log.warning("%s is unreadable (%s): %s", filename, prepared.what, prepared.rejected)
+        return self.from_notebook_node(nbformat.reads(prepared.text, as_version=4), resources=resources, **kw)

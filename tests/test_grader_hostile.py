@@ -62,8 +62,10 @@ def test_every_submission_of_the_batch_is_graded(batch):
     results = batch["results"]
     assert set(results) == {h.student for h in HOSTILE} | set(CONTROLS)
     assert len(HOSTILE) >= 48  # 33, and 15 for the five holes of issue #16
-    failed = {s: r.status for s, r in results.items() if not r.graded}
+    failed = {s: r.status for s, r in results.items() if r.status not in ("graded", "unreadable")}
     assert not failed, failed
+    # files that are not notebooks are graded as the released notebook, under their own status
+    assert {s for s, r in results.items() if r.status == "unreadable"} == {"truncated_file", "not_json"}
 
 
 @pytest.mark.parametrize("entry", HOSTILE, ids=[h.student for h in HOSTILE])

@@ -138,7 +138,9 @@ def test_a_stopped_run_resumes_and_skips_what_it_graded(submissions, runs):
     finally:
         notebook.write_bytes(original)
     kept = [r.student for r in results if r.resumed]
-    assert any(f"Resuming: {len(kept)} submission(s)" in m for m in messages)
+    assert any(f"Resuming: {len(kept)} kept from an earlier run" in m and "1 changed since the last run" in m
+               and changed in m for m in messages)
+    assert results.origin[changed] == "changed" and results.count("kept") == len(kept)
     assert len(kept) == graded_before - 1 and changed not in kept
     assert grades(Course(course), results) == runs["serial-sqlite"]["grades"]
     assert all((out / "feedback" / f"{r.student}.html").exists() for r in results)
@@ -151,9 +153,9 @@ def test_force_grades_again_what_a_run_would_keep(submissions):
     first, _ = support.grade(one, root / "out", root / "course")
     kept, messages = support.grade(one, root / "out", root / "course")
     assert [r.resumed for r in first] == [False] and [r.resumed for r in kept] == [True]
-    assert any("Resuming: 1 submission(s)" in m for m in messages)
+    assert any("Resuming: 1 kept from an earlier run" in m for m in messages)
     again, messages = support.grade(one, root / "out", root / "course", force=True)
-    assert [r.resumed for r in again] == [False] and not any("Resuming" in m for m in messages)
+    assert [r.resumed for r in again] == [False] and any("Resuming: 1 graded again (--force)" in m for m in messages)
     assert again[0].notes == first[0].notes and again[0].score == 0
 
 
