@@ -28,9 +28,9 @@ SOURCE_NOTEBOOK = ROOT / "grader" / "source" / "Face_Recognition" / "Face_Recogn
 CELLS: list[tuple[str, str]] = [
     ("markdown", r"""## Going further: your triplet loss trains a network (not graded)
 
-Section 6 said that the triplet loss trains face networks. Here your own `triplet_loss`, from
-Exercise 1, trains one: a small network, from random weights, in about a minute on a laptop. Then
-we measure what it learnt, on people it never saw, and try two things that change what it learns:
+The notebook said that the triplet loss trains face networks. Here the `triplet_loss` you wrote
+in Exercise 1 trains one: a small network, from random weights, in about a minute. Then we
+measure what it learnt, on people it never saw, and try two things that change what it learns:
 the margin $\alpha$ and the choice of triplets.
 
 Nothing here is graded. If `triplet_loss` is not written yet, the next cell says so and the rest
@@ -42,15 +42,15 @@ import tensorflow as tf
 from facerec import triplet_training as tt
 
 ready = tt.loss_is_ready(globals().get("triplet_loss"))"""),
-    ("markdown", r"""### Faces, and what half of the course network makes of them
+    ("markdown", r"""### Faces, and what the first part of the course network makes of them
 
 Training a face network from pixels takes far longer than a notebook allows, so the small network
-starts from the middle of the course network. The course network is a stack of blocks; the
-block called `Mixed_6a` sits about halfway. Its output, averaged over the image, is a list of
-numbers per face, and the small network learns from those.
+starts from inside the course network. The course network is a stack of blocks; the block called
+`Mixed_6a` comes about a third of the way through. Its output, averaged over the image, is a list
+of numbers per face, and the small network learns from those.
 
-The next cell reads these numbers for LFW people with several photos (the face found by MTCNN and
-cut out as FaceNet was fed). The first time, computing them takes a few minutes; then they are
+The next cell reads these numbers for LFW people with several photos (each face found by MTCNN
+and cut out with a margin around it, as FaceNet networks are fed). The first time, computing them takes a few minutes; then they are
 read from `data/cache` in a second. Some people are **held out**: the training never sees them,
 and every accuracy below is measured on pairs of their photos, every pair of two photos of the
 same person and as many pairs of two different people."""),
@@ -142,6 +142,7 @@ on the same triplets, with $\alpha = 0$, and prints how often a whole batch cost
     runs = {"alpha = 0.2": plain, "alpha = 0": no_margin}
     tt.plot_losses(left, runs)
     tt.plot_accuracies(right, runs, references)
+    fig.suptitle("The margin: the same training with and without alpha")
     plt.show()"""),
     ("markdown", r"""What this measured: with $\alpha = 0$, more batches cost exactly nothing, so more steps taught
 nothing, and held-out accuracy ended lower than with $\alpha = 0.2$ (the two lines above)."""),
@@ -160,16 +161,17 @@ with the encoder as it is at that step, and keep the one closest to the anchor."
               + f" of held-out pairs right at steps {', '.join(map(str, history.checked_steps[::4]))}")
     fig, ax = plt.subplots(figsize=(7, 4))
     tt.plot_accuracies(ax, {"random negatives": plain, f"hardest of {CANDIDATES} negatives": hardest}, references)
+    ax.set_title("The triplets: random negatives or hard ones")
     plt.show()"""),
     ("markdown", r"""What this measured: with the hardest of a few candidates as negatives, the encoder was ahead at
 every check, by most early on: hard triplets teach more per step."""),
     ("markdown", r"""### What this is not
 
-This is not how FaceNet was made. The small encoder learnt on top of half a network that had
-already learnt faces, from a few hundred people, for a few seconds. FaceNet learnt everything
-from pixels, for days on a cluster of computers, on millions of photos of millions of people, and
-searched every batch for hard triplets. What carries over is the mechanism: the loss you wrote,
-triplets of photos, and small steps against the gradient."""),
+This is not how FaceNet was made. The small encoder learnt on top of the first third of a
+network that had already learnt faces, from a few hundred people, in less than a minute. FaceNet
+learnt everything from pixels, for days on a cluster of computers, on millions of photos of
+millions of people, and chose its triplets with care inside large batches. What carries over is
+the mechanism: the loss you wrote, triplets of photos, and small steps against the gradient."""),
 ]
 
 

@@ -4,7 +4,7 @@ The section runs with the notebook's reference `triplet_loss`; its training must
 untrained encoder clearly, every number its text states must be one its cells printed, and what
 the text says about the printed figures must hold. Without a working `triplet_loss` the section
 prints one line and does nothing else. About a minute on 2 cores once the features are cached
-(`python -m facerec.triplet_training build-cache`; the first run builds the cache otherwise).
+(`python -m facerec.triplet_features build-cache`; the first run builds the cache otherwise).
 """
 from __future__ import annotations
 
