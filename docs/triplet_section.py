@@ -23,6 +23,8 @@ TAG = "triplet-training"
 TAGS = [TAG, "going-further"]
 ANCHOR = "## 13. What to remember"
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # grader.release, when run as `python docs/triplet_section.py`
 SOURCE_NOTEBOOK = ROOT / "grader" / "source" / "Face_Recognition" / "Face_Recognition.ipynb"
 
 CELLS: list[tuple[str, str]] = [
@@ -200,17 +202,18 @@ def insert_section(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.release import canonical  # the one way notebooks are written in this repository
+
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0]) if args else SOURCE_NOTEBOOK
     before = path.read_text(encoding="utf-8")
     notebook = insert_section(nbformat.reads(before, as_version=4))
     nbformat.validate(notebook)
-    after = nbformat.writes(notebook) + "\n"
-    if after == before:
-        print(f"{path}: the section was already in place.")
-    else:
+    after = canonical(nbformat.writes(notebook))
+    if after != before:
         path.write_text(after, encoding="utf-8")
-        print(f"{path}: section inserted ({len(CELLS)} cells). Now run `.venv/bin/python -m grader.release`.")
+    print(f"{path}: " + (f"section inserted ({len(CELLS)} cells); now run `.venv/bin/python -m grader.release`."
+                         if after != before else "the section was already in place."))
     return 0
 
 
