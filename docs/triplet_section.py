@@ -171,7 +171,7 @@ every check, by most early on: hard triplets teach more per step."""),
 
 This is not how FaceNet was made. The small encoder learnt on top of the first third of a
 network that had already learnt faces, from a few hundred people, in less than a minute. FaceNet
-learnt everything from pixels, for days on a cluster of computers, on millions of photos of
+learnt everything from pixels, for weeks on a cluster of computers, on millions of photos of
 millions of people, and chose its triplets with care inside large batches. What carries over is
 the mechanism: the loss you wrote, triplets of photos, and small steps against the gradient."""),
 ]
