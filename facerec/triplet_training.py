@@ -116,7 +116,7 @@ def train(triplet_loss, features: FaceFeatures, pairs, same, *, alpha: float = 0
     encoder = make_encoder(inputs.shape[1], seed)
     optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(encoder.trainable_variables)
-    # Compiled once into a TensorFlow graph: the same computation, a few times faster than eager.
+    # Compiled once into a TensorFlow graph: the same computation, without eager mode's per-operation overhead.
     step_graph = tf.function(lambda a, p, n: train_step(encoder, optimizer, triplet_loss, a, p, n, alpha))
     encode_graph = tf.function(encoder)
     rng = np.random.default_rng(seed)
