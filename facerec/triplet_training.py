@@ -172,7 +172,7 @@ def plot_accuracies(ax, runs: dict[str, History], references: dict[str, float]) 
     for (label, accuracy), colour in zip(references.items(), ["black", "grey", "silver"]):
         ax.axhline(100 * accuracy, ls="--", lw=1, color=colour, label=label)
     ax.set(xlabel="training step", ylabel="held-out pairs right (%)")
-    ax.legend(fontsize="small", loc="center right")
+    ax.legend(fontsize="small", loc="upper right", bbox_to_anchor=(1, 0.94))  # between the curves and the top line
 
 
 # ---- is the learner's triplet_loss there yet? -----------------------------------------------------
