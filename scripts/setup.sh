@@ -23,4 +23,7 @@ if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
   echo "$want" > .venv/.requirements.sha256
 fi
 
-exec .venv/bin/python -m facerec.assets install "$@"
+.venv/bin/python -m facerec.assets install "$@"
+# Features of LFW faces for the notebook's ungraded triplet-training section (about 2 minutes
+# the first time, cached in data/cache/ after that).
+exec .venv/bin/python -m facerec.triplet_features build-cache
