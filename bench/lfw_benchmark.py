@@ -1,4 +1,4 @@
-"""LFW verification benchmark: this package's face pipeline and dlib's own, same run, same pairs.
+"""LFW verification benchmark: this package's face pipelines, the course network and dlib's own, same run, same pairs.
 
     .venv/bin/python bench/lfw_benchmark.py                      # all 6,000 pairs (make bench-lfw)
     .venv/bin/python bench/lfw_benchmark.py --pairs-per-fold 10 --fallback-photos 20   # 100 pairs
@@ -10,26 +10,35 @@ false-accept rate of 1e-3, over all pairs. All of it comes from facerec.calibrat
 
 The two pipelines run on the same photos in the same run, taking turns round by round so that both
 meet the same load on a shared machine:
-- ours: Pillow decoding, MTCNN detection batched over the round (facerec.align.detect_faces),
-  alignment onto facerec's template (align_face), the Keras network 32 chips per call
-  (encode_chips): what extract_faces_from_images does. Each round's chips are encoded twice, in
-  separately timed calls: alone, and mirror-averaged (encode_chips(mirror=True): chips and their
-  mirror images in one call, as the library does it), so that the report shows ours with and
-  without mirror averaging, each with its own time; "ours" is whichever the library does by
-  default (facerec.encode.MIRROR_AVERAGED).
+- ours: Pillow decoding and MTCNN detection batched over the round (facerec.align.detect_faces),
+  once per photo; every face found then goes through three encoders, 32 faces per call, each alone
+  and mirror-averaged (faces and their mirror images in one call, as encode_chips(mirror=True) does
+  it), each step in separately timed calls:
+  - dlib's ResNet (dlib-resnet-h5/): alignment onto facerec's template (align_face), encode_chips,
+    what extract_faces_from_images does; "ours" is whichever of alone / mirror-averaged the library
+    does by default (facerec.encode.MIRROR_AVERAGED);
+  - (a) the course's FaceNet (keras-facenet-h5/) as the course fed it: the photo decoded again by
+    IJG libjpeg 9, MTCNN's box squared around its centre (course_crop), 160x160 nearest-neighbour,
+    pixels / 255 (encode_chips);
+  - (b) the course's FaceNet as FaceNet was trained: the box with a 32-pixel margin
+    (facerec.align.facenet_crop), 160x160 bilinear, per-image standardisation (standardise), fed
+    as it is (encode_prepared).
 - dlib: dlib.load_rgb_image, the HOG frontal face detector (upsampled once), the 5-point shape
   predictor, get_face_chip(size=150, padding=0.25), compute_face_descriptor one chip per call.
 
-Rules, the same for both pipelines:
+Rules, the same for every column:
 - every face a pipeline finds is encoded (and timed); the evaluation then takes, in each photo,
   the face whose box centre is nearest the photo's centre (LFW photos are centred on the named
   person; --face-rule largest takes the largest box instead);
 - a photo in which the pipeline found no face is encoded at the pipeline's usual face position
-  in LFW: the mean of its own landmarks over --fallback-photos LFW photos that pairs.txt does not
-  use (LFW's deep-funneled photos are all aligned alike). The report also gives the accuracy when
+  in LFW: the mean of its own landmarks (and box, for (a) and (b)) over --fallback-photos LFW photos
+  that pairs.txt does not use (LFW's deep-funneled photos are all aligned alike). The report also gives the accuracy when
   such a pair is simply answered "different" instead;
 - distance: L2 between L2-normalised descriptors (dlib's are normalised too; dlib's own 0.6 on
-  raw descriptors is not used: each pipeline gets the threshold the protocol picks).
+  raw descriptors is not used: each column gets the threshold the protocol picks). The report also
+  gives each column's results at the threshold the package uses with its network (0.42 for dlib's
+  ResNet, the course's 0.7 for its FaceNet);
+- times: each column counts the shared decoding and detection plus its own stages only.
 
 Outputs: bench/out/lfw_benchmark.md and .json (figures, rules, machine, date) and lfw_roc.png
 (the ROC curves). Each pipeline's faces and per-photo stage times are cached in bench/cache/,
