@@ -1,17 +1,20 @@
-"""Encoding speed: dlib's own descriptor vs our Keras model, on the same aligned 150x150 chips.
+"""Encoding speed: dlib's own descriptor vs the Keras networks, on the same faces.
 
     .venv/bin/python bench/encode_speed.py [--repeats 5]
 
 Prints encodings per second, the ratio to dlib and the achieved GFLOP/s for
 - dlib `compute_face_descriptor(chip)`, one chip per call (the reference);
-- our model at batch 1, through `encode_chips`, as `img_to_encoding` calls it;
-- our model at batch 32 (`encode_chips(..., batch_size=32)`, one model call per 32 chips), as
-  `encode_images` calls it;
-- both again with mirror averaging (chip and mirror image in one call, two network passes per
+- dlib's ResNet in Keras (`dlib-resnet-h5/`, the real-photo network) on the same aligned 150x150
+  chips, at batch 1 through `encode_chips`, as `img_to_encoding` calls it, and at batch 32
+  (`encode_chips(..., batch_size=32)`, one model call per 32 chips), as `encode_images` calls it;
+  both again with mirror averaging (chip and mirror image in one call, two network passes per
   encoding: the library's default, facerec.encode.MIRROR_AVERAGED);
-then `img_to_encoding` end to end (decode, detect, align, encode) on the 18 course photos, and
-`encode_images` on the same photos. Each figure is the best of `--repeats` runs, the methods
-taking turns, because the machine is shared: the best run is the one least slowed down by others.
+- the course's FaceNet (`keras-facenet-h5/`, Inception-ResNet-v1) at batch 1 and batch 32, one
+  pass, on 160x160 crops of the same faces (MTCNN box + 32 px margin);
+then end to end on the 18 course photos: `img_to_encoding` with each network (dlib's ResNet:
+decode, detect, align, encode; the course's FaceNet: decode with libjpeg 9, resize, encode, no
+detection) and `encode_images` with dlib's ResNet. Each figure is the best of `--repeats` runs, the
+methods taking turns, because the machine is shared: the best run is the one least slowed down by others.
 """
 from __future__ import annotations
 
@@ -27,9 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from facerec.encode import MIRROR_AVERAGED, encode_chips, encode_images, extract_faces_from_images, img_to_encoding, load_model
+from facerec.align import facenet_crop
+from facerec.encode import (MIRROR_AVERAGED, PHOTO_MODEL_FOLDER, encode_chips, encode_images, extract_faces_from_images,
+                            img_to_encoding, load_model)
+from facerec.images import load_image
 
 MFLOPS_PER_CHIP = 541.7  # multiply-adds x 2 of one forward pass of dlib's ResNet at 150x150
+# The same for the course's FaceNet (Inception-ResNet-v1) at 160x160: its Conv2D and Dense layers.
+COURSE_MFLOPS_PER_FACE = 2833.9
 TARGET_BATCH_32 = 20.0  # times dlib
 TARGET_BATCH_1 = 8.0
 LFW_FOLDER = ROOT / "data" / "lfw" / "lfw-deepfunneled"
@@ -60,12 +68,17 @@ def timed(run) -> float:
     return time.perf_counter() - started
 
 
-def bench_chips(model) -> np.ndarray:
-    """64 aligned chips: the 18 course photos and 46 LFW photos, cut by our own pipeline."""
+def bench_faces(model) -> tuple[np.ndarray, np.ndarray]:
+    """64 faces of the 18 course photos and 46 LFW photos, found by our own pipeline: (aligned chips
+    for `model`, 160x160 FaceNet crops of the same faces for the course's network)."""
     course = sorted((ROOT / "images").iterdir())
     lfw = sorted(LFW_FOLDER.glob("*/*_0001.jpg"))[::100][:46]
-    faces = extract_faces_from_images([str(path) for path in course + lfw], model, largest_only=True)
-    return np.stack([found[0].chip for found in faces if found])[:64]
+    paths = course + lfw
+    faces = extract_faces_from_images([str(path) for path in paths], model, largest_only=True)
+    kept = [(path, found[0]) for path, found in zip(paths, faces) if found][:64]
+    chips = np.stack([face.chip for _, face in kept])
+    crops = np.stack([facenet_crop(load_image(path), face.box) for path, face in kept])
+    return chips, crops
 
 
 def main() -> None:
@@ -77,10 +90,12 @@ def main() -> None:
     import face_recognition_models
 
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (shared machine)")
-    model = load_model(ROOT / "keras-facenet-h5")
+    model = load_model(PHOTO_MODEL_FOLDER)
+    course_model = load_model(ROOT / "keras-facenet-h5")
     dlib_net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
-    chips = bench_chips(model)
-    print(f"{len(chips)} aligned 150x150 chips (18 course photos, LFW for the rest)")
+    chips, crops = bench_faces(model)
+    print(f"{len(chips)} faces (18 course photos, LFW for the rest): aligned 150x150 chips for dlib's ResNet, "
+          "160x160 crops for the course's FaceNet")
 
     # Same network: the raw Keras output equals dlib's descriptor on these chips.
     dlib_descriptors = np.array([dlib_net.compute_face_descriptor(chip) for chip in chips[:8]])
@@ -89,6 +104,7 @@ def main() -> None:
 
     dlib_chips = chips[:12]
     chips32 = chips[:32]
+    crops32 = crops[:32]
     rates = best_rates({
         "dlib compute_face_descriptor, 1 chip/call": (
             lambda: [dlib_net.compute_face_descriptor(chip) for chip in dlib_chips], len(dlib_chips)),
@@ -98,16 +114,23 @@ def main() -> None:
         "keras batch 1, mirror-averaged": (
             lambda: [encode_chips(chip[None], model, mirror=True) for chip in chips32], len(chips32)),
         "keras batch 32, mirror-averaged": (lambda: encode_chips(chips32, model, batch_size=32, mirror=True), len(chips32)),
+        "course FaceNet batch 1": (lambda: [encode_chips(crop[None], course_model) for crop in crops32], len(crops32)),
+        "course FaceNet batch 32": (lambda: encode_chips(crops32, course_model, batch_size=32), len(crops32)),
     }, repeats)
     dlib_rate = rates["dlib compute_face_descriptor, 1 chip/call"]
     print(f"\n{'method':44s} {'enc/s':>8s} {'x dlib':>7s} {'GFLOP/s':>8s} {'ms/enc':>7s}")
     for name, rate in rates.items():
         # Mirror averaging runs the network twice per encoding.
-        flops = MFLOPS_PER_CHIP * (2 if "mirror" in name else 1) * rate / 1000
+        per_pass = COURSE_MFLOPS_PER_FACE if name.startswith("course") else MFLOPS_PER_CHIP
+        flops = per_pass * (2 if "mirror" in name else 1) * rate / 1000
         print(f"{name:44s} {rate:8.1f} {rate / dlib_rate:7.1f} {flops:8.1f} {1000 / rate:7.2f}")
     default = "mirror-averaged" if MIRROR_AVERAGED else "single chip"
-    print(f"img_to_encoding encodes at batch 1, encode_images at batch 32, both {default} "
-          "(facerec.encode.MIRROR_AVERAGED)")
+    print(f"keras = dlib's ResNet ({PHOTO_MODEL_FOLDER}/); img_to_encoding encodes at batch 1, encode_images at "
+          f"batch 32, both {default} (facerec.encode.MIRROR_AVERAGED) with it, one pass with the course's FaceNet")
+    for size in (1, 32):
+        course_rate = rates[f"course FaceNet batch {size}"]
+        print(f"course FaceNet batch {size}: {course_rate / rates[f'keras batch {size}']:.2f}x dlib's ResNet in Keras "
+              f"(one pass each; {COURSE_MFLOPS_PER_FACE / MFLOPS_PER_CHIP:.1f}x its FLOPs per face)")
     for name, target in (("keras batch 32", TARGET_BATCH_32), ("keras batch 1", TARGET_BATCH_1)):
         for mirror in (False, True):
             shown = name + ", mirror-averaged" if mirror else name
@@ -115,17 +138,21 @@ def main() -> None:
             print(f"target {shown}: >= {target:.0f}x dlib -> {ratio:.1f}x {'met' if ratio >= target else 'NOT met'}")
 
     photos = sorted((ROOT / "images").iterdir())
-    img_to_encoding(photos[0], model)  # warm-up
-    per_photo = []
+    networks = {"dlib's ResNet (decode, detect, align, encode)": model,
+                "course FaceNet (libjpeg 9 decode, resize, encode)": course_model}
+    for network in networks.values():
+        img_to_encoding(photos[0], network)  # warm-up
+    per_photo = {name: [] for name in networks}
     for _ in range(repeats):
-        times = [timed(lambda: img_to_encoding(photo, model)) for photo in photos]
-        per_photo.append(times)
-    fastest = np.min(np.array(per_photo), axis=0)
+        for name, network in networks.items():
+            per_photo[name].append([timed(lambda: img_to_encoding(photo, network)) for photo in photos])
     batched = best_rate(lambda: encode_images(photos, model), len(photos), repeats)
-    print(f"\nimg_to_encoding end to end (decode, detect, align, encode), {len(photos)} course photos (96x96):")
-    print(f"  median {1000 * np.median(fastest):.1f} ms/photo, max {1000 * fastest.max():.1f} ms "
-          f"({1 / np.median(fastest):.1f} photos/s)")
-    print(f"encode_images on the same {len(photos)} photos in one call: {1000 / batched:.1f} ms/photo ({batched:.1f} photos/s)")
+    print(f"\nimg_to_encoding end to end, {len(photos)} course photos (96x96):")
+    for name, times in per_photo.items():
+        fastest = np.min(np.array(times), axis=0)
+        print(f"  {name}: median {1000 * np.median(fastest):.1f} ms/photo, max {1000 * fastest.max():.1f} ms "
+              f"({1 / np.median(fastest):.1f} photos/s)")
+    print(f"encode_images with dlib's ResNet on the same {len(photos)} photos in one call: {1000 / batched:.1f} ms/photo ({batched:.1f} photos/s)")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

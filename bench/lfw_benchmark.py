@@ -1,4 +1,4 @@
-"""LFW verification benchmark: this package's face pipeline and dlib's own, same run, same pairs.
+"""LFW verification benchmark: this package's face pipelines, the course network and dlib's own, same run, same pairs.
 
     .venv/bin/python bench/lfw_benchmark.py                      # all 6,000 pairs (make bench-lfw)
     .venv/bin/python bench/lfw_benchmark.py --pairs-per-fold 10 --fallback-photos 20   # 100 pairs
@@ -10,26 +10,35 @@ false-accept rate of 1e-3, over all pairs. All of it comes from facerec.calibrat
 
 The two pipelines run on the same photos in the same run, taking turns round by round so that both
 meet the same load on a shared machine:
-- ours: Pillow decoding, MTCNN detection batched over the round (facerec.align.detect_faces),
-  alignment onto facerec's template (align_face), the Keras network 32 chips per call
-  (encode_chips): what extract_faces_from_images does. Each round's chips are encoded twice, in
-  separately timed calls: alone, and mirror-averaged (encode_chips(mirror=True): chips and their
-  mirror images in one call, as the library does it), so that the report shows ours with and
-  without mirror averaging, each with its own time; "ours" is whichever the library does by
-  default (facerec.encode.MIRROR_AVERAGED).
+- ours: Pillow decoding and MTCNN detection batched over the round (facerec.align.detect_faces),
+  once per photo; every face found then goes through three encoders, 32 faces per call, each alone
+  and mirror-averaged (faces and their mirror images in one call, as encode_chips(mirror=True) does
+  it), each step in separately timed calls:
+  - dlib's ResNet (dlib-resnet-h5/): alignment onto facerec's template (align_face), encode_chips,
+    what extract_faces_from_images does; "ours" is whichever of alone / mirror-averaged the library
+    does by default (facerec.encode.MIRROR_AVERAGED);
+  - (a) the course's FaceNet (keras-facenet-h5/) as the course fed it: the photo decoded again by
+    IJG libjpeg 9, MTCNN's box squared around its centre (course_crop), 160x160 nearest-neighbour,
+    pixels / 255 (encode_chips);
+  - (b) the course's FaceNet as FaceNet was trained: the box with a 32-pixel margin
+    (facerec.align.facenet_crop), 160x160 bilinear, per-image standardisation (standardise), fed
+    as it is (encode_prepared).
 - dlib: dlib.load_rgb_image, the HOG frontal face detector (upsampled once), the 5-point shape
   predictor, get_face_chip(size=150, padding=0.25), compute_face_descriptor one chip per call.
 
-Rules, the same for both pipelines:
+Rules, the same for every column:
 - every face a pipeline finds is encoded (and timed); the evaluation then takes, in each photo,
   the face whose box centre is nearest the photo's centre (LFW photos are centred on the named
   person; --face-rule largest takes the largest box instead);
 - a photo in which the pipeline found no face is encoded at the pipeline's usual face position
-  in LFW: the mean of its own landmarks over --fallback-photos LFW photos that pairs.txt does not
-  use (LFW's deep-funneled photos are all aligned alike). The report also gives the accuracy when
+  in LFW: the mean of its own landmarks (and box, for (a) and (b)) over --fallback-photos LFW photos
+  that pairs.txt does not use (LFW's deep-funneled photos are all aligned alike). The report also gives the accuracy when
   such a pair is simply answered "different" instead;
 - distance: L2 between L2-normalised descriptors (dlib's are normalised too; dlib's own 0.6 on
-  raw descriptors is not used: each pipeline gets the threshold the protocol picks).
+  raw descriptors is not used: each column gets the threshold the protocol picks). The report also
+  gives each column's results at the threshold the package uses with its network (0.42 for dlib's
+  ResNet, the course's 0.7 for its FaceNet);
+- times: each column counts the shared decoding and detection plus its own stages only.
 
 Outputs: bench/out/lfw_benchmark.md and .json (figures, rules, machine, date) and lfw_roc.png
 (the ROC curves). Each pipeline's faces and per-photo stage times are cached in bench/cache/,
@@ -79,8 +88,9 @@ class PhotoRecord:
 
     boxes (f, 4): x, y, width, height in photo pixels; landmarks (f, 5, 2): the pipeline's own five
     points (ours: eyes, nose, mouth corners; dlib: eye corners and nose base); confidences (f,): the
-    detector's score; encodings (f, 128): unit length; mirrored_encodings (f, 128): unit means of
-    each chip's and its mirror image's, or (f, 0) when the pipeline does not compute them. stage_seconds: wall seconds per stage,
+    detector's score; encodings: name -> (f, 128) unit-length encodings, one set per encoder of the
+    pipeline (ENCODING_SETS for ours, "plain" for dlib; "_mirrored" sets are the unit means of each
+    face's and its mirror image's encodings). stage_seconds: wall seconds per stage,
     a batched stage's time shared equally by the photos of its call; wall_seconds and cpu_seconds:
     the photo's share of its whole round.
     """
@@ -88,8 +98,7 @@ class PhotoRecord:
     boxes: np.ndarray
     landmarks: np.ndarray
     confidences: np.ndarray
-    encodings: np.ndarray
-    mirrored_encodings: np.ndarray
+    encodings: dict[str, np.ndarray]
     stage_seconds: np.ndarray
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -150,38 +159,59 @@ def file_digest(path: Path) -> str:
 
 
 class OurPipeline:
-    """facerec's pipeline: batched MTCNN, alignment onto the template, batched Keras encoding."""
+    """facerec's MTCNN detection, run once per photo, and every encoder that uses it.
+
+    - dlib's ResNet (the library's photo pipeline): Pillow decoding, alignment onto the template
+      (align_face), pixels 0..255, 32 chips per call (encode_chips), alone and mirror-averaged;
+    - the course's FaceNet fed as the course fed it ("course"): the photo decoded again by IJG
+      libjpeg 9, the box squared (course_crop), 160x160 nearest-neighbour, pixels / 255;
+    - the course's FaceNet fed as FaceNet was trained ("facenet"): the Pillow-decoded photo, the box
+      with a 32-pixel margin (facenet_crop), 160x160 bilinear, per-image standardisation.
+    Each encoder's stages are timed on their own, so that each report column counts its own work
+    plus the shared decoding and detection.
+    """
 
     name = "ours"
-    stages = ("decode", "detect", "align", "encode", "encode_mirrored")
+    stages = ("decode", "detect", "align", "encode", "encode_mirrored",
+              "course_decode", "course_crop", "course_encode", "course_encode_mirrored",
+              "facenet_crop", "facenet_encode", "facenet_encode_mirrored")
     detection_stages = ("detect",)  # MTCNN gives the landmarks with the boxes
 
-    def __init__(self, photo_scale: float = 1.0, model_folder: Path = ROOT / "keras-facenet-h5", batch_size: int = 32):
+    def __init__(self, photo_scale: float = 1.0, model_folder: Path = ROOT / "dlib-resnet-h5",
+                 course_model_folder: Path = ROOT / "keras-facenet-h5", batch_size: int = 32):
         from facerec import align, encode, images
 
         self.photo_scale = photo_scale
         self.align, self.encode, self.images = align, encode, images
-        self.model_folder = model_folder
+        self.model_folder, self.course_model_folder = model_folder, course_model_folder
         self.batch_size = batch_size
         self.model = encode.load_model(model_folder)
+        self.course_model = encode.load_model(course_model_folder)
         self.chip_size = encode.chip_size(self.model)
+        self.course_size = encode.chip_size(self.course_model)
         self.mirror_by_default = library_mirrors_by_default()
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Build the detector and trace the model for full and partial batches outside the timed rounds."""
+        """Build the detector and trace both models for full and partial batches, alone and with
+        mirror images, outside the timed rounds."""
         self.align.detect_faces([np.full((250, 250, 3), 128, np.uint8)])
         for count in (self.batch_size, self.batch_size // 2 + 1):
-            self.encode.encode_chips(np.zeros((count, self.chip_size, self.chip_size, 3), np.uint8), self.model, self.batch_size)
+            for model, size in ((self.model, self.chip_size), (self.course_model, self.course_size)):
+                for mirror in (False, True):
+                    self.encode.encode_chips(np.zeros((count, size, size, 3), np.uint8), model, self.batch_size, mirror)
 
     def configuration(self) -> dict:
         import mtcnn
 
-        library = ("facerec/align.py", "facerec/encode.py", "facerec/images.py")
+        library = ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "facerec/original_model.py")
         return {
             "pipeline": self.name,
             "library_sources": {name: file_digest(ROOT / name) for name in library},
             "model": file_digest(self.model_folder / "model.h5"),
+            "course_model": file_digest(self.course_model_folder / "model.h5"),
+            "course_input": {"crop": "squared box", "resize": "nearest", "jpeg": "libjpeg9", "pixels": "/255"},
+            "facenet_input": {"margin": self.align.FACENET_MARGIN, "resize": "bilinear", "pixels": "standardised"},
             "mtcnn": getattr(mtcnn, "__version__", "?"),
             "batch_size": self.batch_size,
             **({"photo_scale": self.photo_scale} if self.photo_scale != 1 else {}),
@@ -193,10 +223,7 @@ class OurPipeline:
             pictures = [shrunk(self.images.load_image(path), self.photo_scale) for path in paths]
         with clock("detect"):
             detections = self.align.detect_faces(pictures)
-        with clock("align"):
-            chips = [self.align.align_face(picture, face.landmarks, self.chip_size)
-                     for picture, found in zip(pictures, detections) for face in found]
-        plain, mirrored = self._encode(chips, clock)
+        encodings = self._encode_faces(paths, pictures, detections, clock)
         records, next_face = [], 0
         for found in detections:
             count = len(found)
@@ -205,30 +232,87 @@ class OurPipeline:
                 boxes=np.array([face.box for face in found], np.float64).reshape(count, 4),
                 landmarks=np.array([face.landmarks for face in found], np.float64).reshape(count, 5, 2),
                 confidences=np.array([face.confidence for face in found], np.float64),
-                encodings=plain[faces], mirrored_encodings=mirrored[faces],
+                encodings={name: rows[faces] for name, rows in encodings.items()},
                 stage_seconds=clock.as_array(1 / len(paths)),
             ))
             next_face += count
         return records
 
-    def _encode(self, chips: list[np.ndarray], clock: StageClock) -> tuple[np.ndarray, np.ndarray]:
-        """The chips' encodings alone, and mirror-averaged as the library computes them, each in its own timed calls."""
-        if not chips:
-            return np.empty((0, 128), np.float32), np.empty((0, 128), np.float32)
-        stacked = np.stack(chips)
+    def _encode_faces(self, paths: list[Path], pictures: list[np.ndarray], detections: list, clock: StageClock) -> dict:
+        """Every encoder's (faces, 128) encodings of every detected face, each stage in its own timed calls."""
+        faces = [(picture, face) for picture, found in zip(pictures, detections) for face in found]
+        if not faces:
+            return {name: np.empty((0, 128), np.float32) for name in ENCODING_SETS}
+        with clock("align"):
+            chips = np.stack([self.align.align_face(picture, face.landmarks, self.chip_size) for picture, face in faces])
+        encodings = {}
         with clock("encode"):
-            plain = self.encode.encode_chips(stacked, self.model, self.batch_size)
+            encodings["plain"] = self.encode.encode_chips(chips, self.model, self.batch_size)
         with clock("encode_mirrored"):
-            mirrored = self.encode.encode_chips(stacked, self.model, self.batch_size, mirror=True)
-        return plain, mirrored
+            encodings["mirrored"] = self.encode.encode_chips(chips, self.model, self.batch_size, mirror=True)
 
-    def encode_at(self, path: Path, landmarks: np.ndarray) -> PhotoRecord:
-        """The photo encoded as if its face had been found at `landmarks` (the fallback rule)."""
+        with clock("course_decode"):
+            course_pictures = [shrunk(self.images.load_image(path, jpeg_decoder="libjpeg9"), self.photo_scale)
+                               for path in paths]
+        with clock("course_crop"):
+            course_faces = np.stack([course_crop(picture, face.box, self.course_size)
+                                     for picture, found in zip(course_pictures, detections) for face in found])
+        with clock("course_encode"):
+            encodings["course"] = self.encode.encode_chips(course_faces, self.course_model, self.batch_size)
+        with clock("course_encode_mirrored"):
+            encodings["course_mirrored"] = self.encode.encode_chips(
+                course_faces, self.course_model, self.batch_size, mirror=True)
+
+        with clock("facenet_crop"):
+            facenet_faces = self.align.standardise(np.stack(
+                [self.align.facenet_crop(picture, face.box, size=self.course_size) for picture, face in faces]))
+        with clock("facenet_encode"):
+            encodings["facenet"] = encode_prepared(facenet_faces, self.course_model, self.batch_size)
+        with clock("facenet_encode_mirrored"):
+            encodings["facenet_mirrored"] = encode_prepared(facenet_faces, self.course_model, self.batch_size, mirror=True)
+        return encodings
+
+    def encode_at(self, path: Path, landmarks: np.ndarray, box: np.ndarray) -> PhotoRecord:
+        """The photo encoded as if its face had been found at `landmarks` and `box` (the fallback rule)."""
         clock = StageClock(self.stages)
         picture = shrunk(self.images.load_image(path), self.photo_scale)
-        chip = self.align.align_face(picture, landmarks, self.chip_size)
-        plain, mirrored = self._encode([chip], clock)
-        return PhotoRecord(np.full((1, 4), np.nan), landmarks[None], np.zeros(1), plain, mirrored, clock.as_array())
+        face = self.align.Detection(box=tuple(float(v) for v in box), landmarks=landmarks, confidence=0.0)
+        encodings = self._encode_faces([path], [picture], [[face]], clock)
+        return PhotoRecord(np.full((1, 4), np.nan), landmarks[None], np.zeros(1), encodings, clock.as_array())
+
+
+ENCODING_SETS = ("plain", "mirrored", "course", "course_mirrored", "facenet", "facenet_mirrored")
+
+
+def course_crop(picture: np.ndarray, box, size: int) -> np.ndarray:
+    """The face as the course fed its network: the detector's box (x, y, width, height) squared
+    around its centre (side = the longer of width and height), clipped to the photo, and resized
+    to size x size nearest-neighbour (the course's photos were square face crops, plain-resized)."""
+    from PIL import Image
+
+    height, width = picture.shape[:2]
+    x, y, w, h = (float(v) for v in box)
+    side, centre_x, centre_y = max(w, h), x + w / 2, y + h / 2
+    left, top = max(int(round(centre_x - side / 2)), 0), max(int(round(centre_y - side / 2)), 0)
+    right, bottom = min(int(round(centre_x + side / 2)), width), min(int(round(centre_y + side / 2)), height)
+    if right <= left or bottom <= top:
+        raise ValueError(f"The box {tuple(box)} lies outside the {width}x{height} photo.")
+    return np.asarray(Image.fromarray(picture[top:bottom, left:right]).resize((size, size), Image.Resampling.NEAREST))
+
+
+def encode_prepared(faces: np.ndarray, model, batch_size: int, mirror: bool = False) -> np.ndarray:
+    """(n, 128) unit encodings of float inputs the model takes as they are (e.g. standardised faces),
+    `batch_size` faces per predict_on_batch; with `mirror`, faces and mirror images in one call,
+    as encode_chips does (which would scale the pixels first)."""
+    encodings = []
+    for start in range(0, len(faces), batch_size):
+        batch = faces[start : start + batch_size]
+        if mirror:
+            both = unit_rows(np.asarray(model.predict_on_batch(np.concatenate([batch, batch[:, :, ::-1]]))))
+            encodings.append(unit_rows(both[: len(batch)] + both[len(batch) :]))
+        else:
+            encodings.append(unit_rows(np.asarray(model.predict_on_batch(batch))))
+    return np.concatenate(encodings)
 
 
 class DlibPipeline:
@@ -283,14 +367,14 @@ class DlibPipeline:
                 boxes=np.array([[r.left(), r.top(), r.width(), r.height()] for r in rectangles], np.float64).reshape(count, 4),
                 landmarks=np.array([[[p.x, p.y] for p in shape.parts()] for shape in shapes], np.float64).reshape(count, 5, 2),
                 confidences=np.array(scores, np.float64),
-                encodings=unit_rows(np.array(descriptors, np.float32)),
-                mirrored_encodings=np.empty((count, 0), np.float32),
+                encodings={"plain": unit_rows(np.array(descriptors, np.float32))},
                 stage_seconds=clock.as_array(),
             ))
         return records
 
-    def encode_at(self, path: Path, landmarks: np.ndarray) -> PhotoRecord:
-        """The photo encoded as if its face had been found at `landmarks` (the fallback rule)."""
+    def encode_at(self, path: Path, landmarks: np.ndarray, box: np.ndarray) -> PhotoRecord:
+        """The photo encoded as if its face had been found at `landmarks` (the fallback rule; dlib's
+        chip needs no box)."""
         picture = shrunk(self.dlib.load_rgb_image(str(path)), self.photo_scale)
         points = self.dlib.points([self.dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
         left, top = np.floor(landmarks.min(axis=0)).astype(int)
@@ -298,8 +382,8 @@ class DlibPipeline:
         shape = self.dlib.full_object_detection(self.dlib.rectangle(left, top, right, bottom), points)
         chip = self.dlib.get_face_chip(picture, shape, size=self.chip_size, padding=self.padding)
         encoding = unit_rows(np.array(self.network.compute_face_descriptor(chip), np.float32))
-        return PhotoRecord(np.full((1, 4), np.nan), landmarks[None], np.zeros(1), encoding,
-                           np.empty((1, 0), np.float32), np.zeros(len(self.stages)))
+        return PhotoRecord(np.full((1, 4), np.nan), landmarks[None], np.zeros(1), {"plain": encoding},
+                           np.zeros(len(self.stages)))
 
 
 # ---------------------------------------------------------------- cache
@@ -329,17 +413,19 @@ class RecordCache:
         except (OSError, KeyError, ValueError) as error:
             print(f"ignoring the unreadable cache {self.path} ({error}); recomputing", file=sys.stderr)
             return
+        sets = [name.removeprefix("encodings_") for name in columns if name.startswith("encodings_")]
         for i, photo in enumerate(columns["photos"].tolist()):
             faces = slice(ends[i] - counts[i], ends[i])
             self.records[photo] = PhotoRecord(
-                *(columns[name][faces] for name in ("boxes", "landmarks", "confidences", "encodings", "mirrored_encodings")),
+                *(columns[name][faces] for name in ("boxes", "landmarks", "confidences")),
+                {name: columns["encodings_" + name][faces] for name in sets},
                 columns["stage_seconds"][i], float(columns["wall_seconds"][i]),
                 float(columns["cpu_seconds"][i]), float(columns["computed_at"][i]))
 
     def save(self) -> None:
         photos = sorted(self.records)
         records = [self.records[photo] for photo in photos]
-        mirrored_width = max((r.mirrored_encodings.shape[1] for r in records), default=0)
+        sets = sorted({name for r in records for name in r.encodings})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.stem + ".partial.npz")
         np.savez(
@@ -349,9 +435,7 @@ class RecordCache:
             boxes=np.concatenate([r.boxes for r in records]).reshape(-1, 4),
             landmarks=np.concatenate([r.landmarks for r in records]).reshape(-1, 5, 2),
             confidences=np.concatenate([r.confidences for r in records]),
-            encodings=np.concatenate([r.encodings for r in records]).reshape(-1, 128),
-            mirrored_encodings=np.concatenate([r.mirrored_encodings for r in records]).reshape(
-                sum(len(r.boxes) for r in records), mirrored_width),
+            **{"encodings_" + name: np.concatenate([r.encodings[name] for r in records]).reshape(-1, 128) for name in sets},
             stage_seconds=np.array([r.stage_seconds for r in records]).reshape(len(records), len(self.stages)),
             wall_seconds=np.array([r.wall_seconds for r in records]),
             cpu_seconds=np.array([r.cpu_seconds for r in records]),
@@ -394,32 +478,65 @@ def run_pipelines(pipelines: list, caches: list[RecordCache], photos: list[str],
 
 @dataclass
 class Contender:
-    """One column of the report: a pipeline, with or without mirror averaging."""
+    """One column of the report: one encoder of a pipeline, with or without mirror averaging.
+
+    encodings: which of the records' encoding sets the column compares; stages: the pipeline stages
+    the column's work is made of, each under the stage name the report gives it (None: all of the
+    pipeline's stages, under their own names). Stages of the pipeline outside `stages` belong to
+    other columns: the column's time leaves them out.
+    """
 
     key: str
     title: str
     pipeline: object
-    mirrored: bool = False
+    encodings: str = "plain"
+    stages: dict[str, str] | None = None
+    network_passes: int = 1
 
     def encoding(self, record: PhotoRecord, face: int) -> np.ndarray:
-        if self.mirrored:
-            return record.mirrored_encodings[face]
-        return record.encodings[face]
+        return record.encodings[self.encodings][face]
 
     def stage_seconds(self, record: PhotoRecord) -> dict[str, float]:
-        seconds = dict(zip(self.pipeline.stages, record.stage_seconds.tolist()))
-        if "encode_mirrored" in seconds:
-            mirrored = seconds.pop("encode_mirrored")
-            if self.mirrored:
-                seconds["encode"] = mirrored
+        seconds: dict[str, float] = {}
+        for stage, spent in zip(self.pipeline.stages, record.stage_seconds.tolist()):
+            shown = stage if self.stages is None else self.stages.get(stage)
+            if shown is not None:
+                seconds[shown] = seconds.get(shown, 0.0) + spent
         return seconds
 
     def wall_seconds(self, record: PhotoRecord) -> float:
-        """The photo's share of its round, without the encoding this column does not use."""
-        if "encode_mirrored" not in self.pipeline.stages:
+        """The photo's share of its round, without the stages of the pipeline's other columns."""
+        if self.stages is None:
             return record.wall_seconds
-        unused = "encode" if self.mirrored else "encode_mirrored"
-        return record.wall_seconds - record.stage_seconds[self.pipeline.stages.index(unused)]
+        return record.wall_seconds - sum(spent for stage, spent in zip(self.pipeline.stages, record.stage_seconds)
+                                         if stage not in self.stages)
+
+
+SHARED_STAGES = {"decode": "decode", "detect": "detect"}  # MTCNN, once per photo, for every column of ours
+
+
+def our_contenders(ours: OurPipeline) -> list[Contender]:
+    """The columns of our MTCNN pipeline: dlib's ResNet (library default first), then the course's FaceNet."""
+    resnet = "ours: MTCNN + alignment + dlib's ResNet"
+    single = Contender("ours_single", resnet + ", single chip", ours, "plain",
+                       {**SHARED_STAGES, "align": "align", "encode": "encode"})
+    mirrored = Contender("ours_mirrored", resnet + ", mirror-averaged", ours, "mirrored",
+                         {**SHARED_STAGES, "align": "align", "encode_mirrored": "encode"}, 2)
+    library, other = (mirrored, single) if ours.mirror_by_default else (single, mirrored)
+    library.key, other.key = "ours", "ours_alternative"
+    course = "(a) course FaceNet as the course fed it"  # the rules in the report say exactly how
+    facenet = "(b) course FaceNet as FaceNet was trained"
+    course_stages = {**SHARED_STAGES, "course_decode": "decode", "course_crop": "align"}
+    facenet_stages = {**SHARED_STAGES, "facenet_crop": "align"}
+    return [
+        library, other,
+        Contender("course", course, ours, "course", {**course_stages, "course_encode": "encode"}),
+        Contender("course_mirrored", course + ", mirror-averaged", ours, "course_mirrored",
+                  {**course_stages, "course_encode_mirrored": "encode"}, 2),
+        Contender("facenet", facenet, ours, "facenet", {**facenet_stages, "facenet_encode": "encode"}),
+        Contender("facenet_mirrored", facenet + ", mirror-averaged", ours, "facenet_mirrored",
+                  {**facenet_stages, "facenet_encode_mirrored": "encode"}, 2),
+    ]
 
 
 def chosen_face(record: PhotoRecord, picture_size: tuple[int, int], rule: str) -> int | None:
@@ -434,13 +551,14 @@ def chosen_face(record: PhotoRecord, picture_size: tuple[int, int], rule: str) -
     return int(np.argmin(np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2)))
 
 
-def usual_landmarks(records: list[PhotoRecord], sizes: list[tuple[int, int]], rule: str) -> np.ndarray:
-    """(5, 2) mean landmarks of the chosen face over photos with one: where this detector puts an LFW face."""
-    chosen = [record.landmarks[face] for record, size in zip(records, sizes)
+def usual_face(records: list[PhotoRecord], sizes: list[tuple[int, int]], rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(5, 2) mean landmarks and (4,) mean box of the chosen face over photos with one: where this
+    detector puts an LFW face."""
+    chosen = [(record.landmarks[face], record.boxes[face]) for record, size in zip(records, sizes)
               if (face := chosen_face(record, size, rule)) is not None]
     if not chosen:
         raise SystemExit("No face was found in any of the fallback photos: raise --fallback-photos.")
-    return np.mean(chosen, axis=0)
+    return np.mean([landmarks for landmarks, _ in chosen], axis=0), np.mean([box for _, box in chosen], axis=0)
 
 
 def pair_distances(encodings: dict[str, np.ndarray], pairs: list[LfwPair]) -> np.ndarray:
@@ -471,9 +589,23 @@ def verification_figures(distances: np.ndarray, same: np.ndarray, folds: np.ndar
         "far_at_that_point": operating.far,
         "threshold_at_far_1e-3": operating.threshold,
         "tar_at_far": {f"{far:g}": tar_at_far(distances, same, far).tar for far in (0.0, 1e-3, 1e-2, 1e-1)},
-        "accuracy_at_threshold": {f"{t:.2f}": float(np.mean((distances < t) == same)) for t in np.arange(0.36, 0.465, 0.01)},
+        "accuracy_at_threshold": {f"{t:.2f}": float(np.mean((distances < t) == same))
+                                  for t in round(overall.threshold, 2) + np.arange(-5, 6) / 100},
         "median_distance_genuine": float(np.median(distances[same])),
         "median_distance_impostor": float(np.median(distances[~same])),
+    }
+
+
+def threshold_figures(figures: dict, distances: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+    """A column's results at a fixed threshold over all pairs, beside the thresholds the protocol picks."""
+    return {
+        "threshold": threshold,
+        "accuracy": float(np.mean((distances < threshold) == same)),
+        "tar": float(np.mean(distances[same] < threshold)),
+        "far": float(np.mean(distances[~same] < threshold)),
+        "best_all_pairs": figures["best_threshold_all_pairs"],
+        "accuracy_at_best": figures["accuracy_at_best_threshold"],
+        "fold_thresholds": [min(figures["fold_thresholds"]), max(figures["fold_thresholds"])],
     }
 
 
@@ -493,7 +625,7 @@ def speed_figures(contender: Contender, records: list[PhotoRecord], run_started:
     return {
         "photos": photos,
         "faces_encoded": faces,
-        "network_passes_per_encoding": 2 if contender.mirrored else 1,
+        "network_passes_per_encoding": contender.network_passes,
         "stage_seconds": stage_seconds,
         "encodings_per_second": faces / stage_seconds["encode"],
         "detections_per_second": photos / detection,
@@ -575,7 +707,7 @@ def markdown_report(report: dict) -> str:
         ("photos without a face (pairs with one)", lambda c: f"{len(c['faceless_photos'])} ({c['faceless_pairs']})"),
         ("10-fold accuracy if those pairs are answered 'different'",
          lambda c: percent(c["ten_fold_accuracy_faceless_different"])),
-        (f"10-fold accuracy on the {report['common_pairs']} pairs where both pipelines found every face",
+        (f"10-fold accuracy on the {report['common_pairs']} pairs where every pipeline found every face",
          lambda c: percent(c["common_pairs_ten_fold_accuracy"])),
         ("photos with several faces", lambda c: str(c["photos_with_several_faces"])),
         ("encodings per second (network passes each)",
@@ -605,21 +737,28 @@ def markdown_report(report: dict) -> str:
         show = percent if check["unit"] == "accuracy" else (lambda v: f"{v:.1f}x")
         verdict = "met" if check["met"] else f"missed by {show(check['short_by'])}"
         lines.append(f"| {check['target']} | {show(check['wanted'])} | {show(check['got'])} | {verdict} |")
-    threshold = report["threshold"]
+    lines += ["", "## Thresholds (all pairs)", "",
+              "| | package threshold | accuracy at it | TAR at it | FAR at it | best threshold (its accuracy) "
+              "| protocol's picks across the folds |", "|---|---|---|---|---|---|---|"]
+    for key, threshold in report["thresholds"].items():
+        lines.append(
+            f"| {contenders[key]['title']} | {threshold['threshold']} | {percent(threshold['accuracy'])} "
+            f"| {percent(threshold['tar'])} | {percent(threshold['far'])} "
+            f"| {threshold['best_all_pairs']:.4f} ({percent(threshold['accuracy_at_best'])}) "
+            f"| {threshold['fold_thresholds'][0]:.4f} to {threshold['fold_thresholds'][1]:.4f} |")
+    best = contenders[report["best_on_lfw"]]
     lines += [
         "",
-        f"Threshold: for {report['ours']}, the protocol picks {threshold['fold_thresholds'][0]:.4f} to "
-        f"{threshold['fold_thresholds'][1]:.4f} across the ten folds ({threshold['best_all_pairs']:.4f} on all pairs); "
-        f"the notebook's DISTANCE_THRESHOLD is {threshold['distance_threshold']}, which gets "
-        f"{percent(threshold['accuracy_at_distance_threshold'])} of all pairs right "
-        f"(TAR {percent(threshold['tar_at_distance_threshold'])}, FAR {percent(threshold['far_at_distance_threshold'])}).",
+        f"Best on LFW (10-fold accuracy, then TAR at FAR 1e-3): **{best['title']}**, "
+        f"{percent(best['ten_fold_accuracy'])} +/- {percent(best['ten_fold_std'])}, TAR {percent(best['tar_at_far_1e-3'])}. "
+        "Ranking: " + ", ".join(f"{key} {percent(contenders[key]['ten_fold_accuracy'])}" for key in report["ranking"]) + ".",
         "",
-        "## Rules (both pipelines)",
+        "## Rules (every column)",
         "",
     ]
     lines += [f"- {rule}" for rule in report["rules"]]
     for key, contender in contenders.items():
-        if contender["faceless_photos"] and not key.endswith("_alternative"):
+        if contender["faceless_photos"] and key in ("ours", "dlib"):  # the other columns share ours' detections
             lines += ["", f"Photos without a face, {key}: " + ", ".join(contender["faceless_photos"])]
         if not contender["timed_in_this_run"]:
             lines += ["", f"Speeds of {key} come from the cache, timed {' to '.join(contender['timed_between'])}."]
@@ -771,19 +910,13 @@ def main(argv: list[str] | None = None) -> dict:
     rule = arguments.face_rule
     fallback_records = {}
     for pipeline, cache in zip(pipelines, caches):
-        usual = usual_landmarks([cache.records[p] for p in reference_photos], [sizes[p] for p in reference_photos], rule)
+        landmarks, box = usual_face([cache.records[p] for p in reference_photos], [sizes[p] for p in reference_photos], rule)
         fallback_records[pipeline.name] = {
-            photo: pipeline.encode_at(lfw_photos / photo, usual)
+            photo: pipeline.encode_at(lfw_photos / photo, landmarks, box)
             for photo in photos if chosen_face(cache.records[photo], sizes[photo], rule) is None
         }
 
-    default_title = "ours: MTCNN + alignment + Keras, batched"
-    contenders = [
-        Contender("ours", default_title + (", mirror-averaged" if ours.mirror_by_default else ""), ours, ours.mirror_by_default),
-        Contender("ours_alternative", "ours, " + ("single chip (no mirror)" if ours.mirror_by_default else "mirror-averaged"),
-                  ours, not ours.mirror_by_default),
-        Contender("dlib", DlibPipeline.title, dlib),
-    ]
+    contenders = [*our_contenders(ours), Contender("dlib", DlibPipeline.title, dlib)]
     records_by_pipeline = {pipeline.name: cache.records for pipeline, cache in zip(pipelines, caches)}
     results, distances, answered_different = {}, {}, {}
     for contender in contenders:
@@ -801,8 +934,14 @@ def main(argv: list[str] | None = None) -> dict:
         figures["cache"] = cache_paths[contender.pipeline.name]
 
     from facerec.encode import DISTANCE_THRESHOLD
+    from facerec.original_model import ORIGINAL_THRESHOLD
 
-    ours_distances = distances["ours"]
+    # The threshold the package uses with each network: DISTANCE_THRESHOLD for dlib's ResNet, the
+    # course's 0.7 for its FaceNet (dlib's own pipeline has none here: its 0.6 is for raw descriptors).
+    package_thresholds = {"ours": DISTANCE_THRESHOLD, "ours_alternative": DISTANCE_THRESHOLD,
+                          **{key: ORIGINAL_THRESHOLD for key in ("course", "course_mirrored", "facenet", "facenet_mirrored")}}
+    ranking = sorted(results, key=lambda key: (results[key]["ten_fold_accuracy"], results[key]["tar_at_far_1e-3"]),
+                     reverse=True)
     report = {
         "date": iso_time(run_started),
         "command": "bench/lfw_benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -818,25 +957,29 @@ def main(argv: list[str] | None = None) -> dict:
             + ("whose box centre is nearest the photo's centre (LFW centres the named person)."
                if rule == "centre" else "with the largest box."),
             f"A photo in which a pipeline finds no face is encoded at that pipeline's usual LFW face position: the mean "
-            f"of its own landmarks over {len(reference_photos)} LFW photos outside pairs.txt (deep-funneled photos are "
-            "aligned alike). The row 'answered different' gives the accuracy without this fallback.",
-            "Distance: L2 between L2-normalised descriptors, for both pipelines; each gets the threshold "
+            f"of its own landmarks (for the box-based columns, its own box) over {len(reference_photos)} LFW photos "
+            "outside pairs.txt (deep-funneled photos are aligned alike). The row 'answered different' gives the "
+            "accuracy without this fallback.",
+            "Distance: L2 between L2-normalised encodings, for every column; each gets the threshold "
             "the protocol picks on the nine other folds.",
-            f"The pipelines take turns, {ROUND_PHOTOS} photos each, round by round, so that both meet the same load. "
-            "Both ours columns come from one pass over the photos: each round's chips are encoded alone and "
-            "mirror-averaged (one call for chips and mirror images, as the library does) in separately timed calls; "
-            "each column counts only its own encoding time.",
+            f"The two pipelines (ours: MTCNN; dlib: HOG) take turns, {ROUND_PHOTOS} photos each, round by round, so "
+            "that both meet the same load. MTCNN runs once per photo, on Pillow's decoding, and its faces are shared "
+            "by every column but dlib's: all ours and course-FaceNet columns come from one pass over the photos, "
+            "each encoder's crops and encodings (alone, then mirror-averaged: one call for the faces and their mirror "
+            "images) in separately timed calls. Each column's times are the shared decoding and detection plus its "
+            "own stages only (the course-fed column also decodes every photo again with libjpeg 9).",
+            "Course FaceNet as the course fed it: MTCNN's box squared around its centre (side = its longer side), "
+            "clipped to the photo, cut from the photo decoded by IJG libjpeg 9, resized to 160x160 nearest-neighbour, "
+            "pixels / 255 (facerec.encode.encode_chips). As FaceNet was trained: MTCNN's box grown by 16 pixels on "
+            "each side (facerec.align.facenet_crop), from Pillow's decoding, 160x160 bilinear, each face "
+            "standardised (facerec.align.standardise), fed to the network as it is.",
             "ours runs TensorFlow on every core; dlib's detector and network use one: 'CPU cores kept busy' says how many.",
         ],
         "contenders": results,
-        "threshold": {
-            "distance_threshold": DISTANCE_THRESHOLD,
-            "best_all_pairs": results["ours"]["best_threshold_all_pairs"],
-            "fold_thresholds": [min(results["ours"]["fold_thresholds"]), max(results["ours"]["fold_thresholds"])],
-            "accuracy_at_distance_threshold": float(np.mean((ours_distances < DISTANCE_THRESHOLD) == same)),
-            "tar_at_distance_threshold": float(np.mean(ours_distances[same] < DISTANCE_THRESHOLD)),
-            "far_at_distance_threshold": float(np.mean(ours_distances[~same] < DISTANCE_THRESHOLD)),
-        },
+        "thresholds": {key: threshold_figures(results[key], distances[key], same, value)
+                       for key, value in package_thresholds.items()},
+        "best_on_lfw": ranking[0],
+        "ranking": ranking,
         "targets": target_checks(results["ours"], results["dlib"]),
         "published_dlib_accuracy": PUBLISHED_DLIB_ACCURACY,
     }
@@ -846,11 +989,10 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "lfw_benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "lfw_benchmark.md").write_text(markdown_report(report))
-    threshold = report["threshold"]
+    threshold = report["thresholds"]["ours"]
     plot_roc({results[key]["title"]: (distances[key], same, results[key]) for key in results},
              out / "lfw_roc.png", f"LFW View 2, {len(pairs)} pairs" + scale_note(arguments.photo_scale),
-             (threshold["far_at_distance_threshold"], threshold["tar_at_distance_threshold"],
-              f"ours at DISTANCE_THRESHOLD {threshold['distance_threshold']}"))
+             (threshold["far"], threshold["tar"], f"ours at DISTANCE_THRESHOLD {threshold['threshold']}"))
     print(markdown_report(report))
     print(f"report: {out / 'lfw_benchmark.md'}, {out / 'lfw_benchmark.json'}, {out / 'lfw_roc.png'}", file=sys.stderr)
     return report
