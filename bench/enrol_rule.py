@@ -59,7 +59,7 @@ def library_version() -> str:
     """SHA-256 of what the encodings depend on (the pipeline's sources and the model's weights):
     the cache is used only while these are unchanged."""
     digest = hashlib.sha256()
-    for name in ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "keras-facenet-h5/model.h5"):
+    for name in ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "dlib-resnet-h5/model.h5"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 
@@ -71,7 +71,7 @@ def encode_all(photos: list[str]) -> np.ndarray:
         cached = np.load(CACHE)
         if cached["photos"].tolist() == photos and str(cached.get("library", "")) == version:
             return cached["encodings"]
-    model = load_model(ROOT / "keras-facenet-h5")
+    model = load_model(ROOT / "dlib-resnet-h5")
     encodings = np.full((len(photos), 128), np.nan, np.float32)
     started = time.perf_counter()
     for start in range(0, len(photos), ROUND):

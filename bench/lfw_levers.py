@@ -261,7 +261,7 @@ def main() -> None:
     print(f"alignment fitted on {fit.photos} photos outside pairs.txt; template\n{np.round(fit.template, 2)}\n"
           f"sd per point\n{np.round(fit.spread, 2)}\nweights {np.round(fit.weights / fit.weights.sum(), 3)}", file=sys.stderr)
 
-    model = load_model(BENCH.parent / "keras-facenet-h5")
+    model = load_model(BENCH.parent / "dlib-resnet-h5")
 
     def landmarks_of(rule: str, min_score: float, fallback: bool) -> list[np.ndarray | None]:
         chosen = [mtcnn.chosen(index[photo], rule, min_score) for photo in evaluated]
