@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         students = write_submissions(folder, args.submissions)
         submissions = folder / "submissions"
-        print(f"{len(students)} submissions (the {min(len(students), 18)} examples, repeated)")
+        from grader.make_examples import EXAMPLES
+
+        print(f"{len(students)} submissions (the {min(len(students), len(EXAMPLES))} examples, repeated)")
 
         print("stock: one submission cell by cell in a Jupyter kernel (for the breakdown) ...", flush=True)
         stock_parts = stock_breakdown(folder, submissions / students[0] / "Face_Recognition.ipynb")
