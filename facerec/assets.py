@@ -230,9 +230,9 @@ class Installer:
         os.replace(weights, kept)
         print(f"set-up: {COURSE_MODEL_FOLDER}/model.h5 was not the file the set-up builds; "
               f"kept as {kept.relative_to(self.root)} and compared below", flush=True)
-        for old_json in (folder / "model.json",):
-            if old_json.is_file() and self.cache.digest(old_json) != wanted.get(old_json):
-                os.replace(old_json, kept.with_suffix(".json"))
+        architecture = folder / "model.json"
+        if architecture.is_file() and self.cache.digest(architecture) != wanted.get(architecture):
+            os.replace(architecture, kept.with_suffix(".json"))
         return kept
 
     def dlib_model(self) -> None:
