@@ -20,7 +20,7 @@ setup:
 	@bash scripts/setup.sh
 
 lab: setup
-	$(PY) -m grader.lab $(LAB_ARGS)
+	$(PY) -m grader.course.lab $(LAB_ARGS)
 
 bench: setup
 	$(PY) bench/encode_speed.py
