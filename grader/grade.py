@@ -2,7 +2,7 @@
 
     python -m grader.grade [SUBMISSIONS] [--out DIR] [--course DIR] [--lms NAME | --id-pattern REGEX]
                            [--export NAME ...] [--export-column HEADER] [--jobs N] [--force] [--db URL]
-                           [--cell-timeout S] [--timeout S] [--memory GB]
+                           [--cell-timeout S] [--timeout S] [--memory GB] [--scheduler tcp://HOST:PORT]
 
 SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.ipynb (or one
              <student>.ipynb per student), or a Canvas, Moodle or Blackboard download, zipped or
@@ -33,7 +33,12 @@ the course helpers loaded, isolated from the machine, in its own copy of the ass
 grader/nbgrader_config.py: the gradebook, the score of every cell, the feedback. A file that is
 not a notebook gets the status `unreadable`, 0 points and feedback saying what it is; the others
 are graded anyway. The exit status is 0 when every readable notebook was graded, 1 otherwise, 2
-when grading could not start, 130 when interrupted.
+when grading could not start, 3 when the Dask scheduler went away during the run, 130 when
+interrupted (after 3 and 130, the same command resumes).
+
+--scheduler tcp://HOST:PORT
+             grade on the workers of a running Dask scheduler instead of local jobs (one task per
+             submission; grader/grading/cluster.py; how to set workers up: grader/README.md)
 """
 from __future__ import annotations
 
@@ -59,8 +64,9 @@ DEFAULT_JOBS = max(1, min(_CORES, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("S
 class GradedRun(list):
     """The results of a run, one per student in the order of their ids, and what the run did."""
 
-    def __init__(self, results, out: Path, download=None, origin=None, unreadable=None, exports=()):
+    def __init__(self, results, out: Path, download=None, origin=None, unreadable=None, exports=(), workers=0):
         super().__init__(results)
+        self.workers = workers              # the most workers that graded at once in this run
         self.out, self.download, self.exports = out, download, list(exports)
         self.origin = origin or {}          # student -> new, kept, changed, grader changed, forced, incomplete
         self.unreadable = unreadable or {}  # student -> what the file is, in a few words
@@ -80,14 +86,16 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
           jobs: int | None = None, force: bool = False, db_url: str | None = None,
           cell_timeout: float = 120.0, notebook_timeout: float = 600.0, memory_gb: float = 6.0,
           zygote=None, progress_stream=sys.stderr, lms: str | None = None, id_pattern: str | None = None,
-          export: list[str] = (), export_column: str | None = None) -> GradedRun:
+          export: list[str] = (), export_column: str | None = None, scheduler: str | None = None) -> GradedRun:
     """Run the whole pipeline; return one result per student, in the order of their ids.
 
     `submissions`: a folder or a zip (an LMS download, see grader/grading/lms.py); `out`: by default
     default_out(). `zygote`: a running grader.sandbox.execute.Zygote to reuse (tests grade several
-    batches with one); by default one is started for this run and stopped at its end.
+    batches with one); by default one is started for this run and stopped at its end. `scheduler`:
+    the address of a Dask scheduler (tcp://HOST:PORT) whose workers grade instead of local jobs.
     """
     from grader.grading import feedback_files, lms as lms_files, parallel, preflight
+    from grader.grading.jobs import Job
     from grader.sandbox import execute as sandbox
 
     jobs = jobs or DEFAULT_JOBS
@@ -120,8 +128,7 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
     for student, item in prepared.items():
         item.notes[:0] = download.notes.get(student, [])
 
-    limits = sandbox.SandboxSettings(socket="", encodings="", cell_timeout=cell_timeout,
-                                     notebook_timeout=notebook_timeout, memory_bytes=int(memory_gb * (1 << 30)))
+    limits = parallel.limits(cell_timeout, notebook_timeout, memory_gb)
     version = parallel.fingerprint(limits)
     results: dict[str, StudentResult] = {}
     origin: dict[str, str] = {}
@@ -134,7 +141,8 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
         why = parallel.since_last_run(course, student, item.sha256, version)
         origin[student] = "forced" if force and why != "new" else why
         course.submit(student, item.text)
-        tasks.append(parallel.Task(student, item.sha256, item.rejected, item.notes))
+        tasks.append(parallel.Task(Job(student, item.text.encode("utf-8"), limits, version, item.rejected,
+                                       tuple(item.notes)), item.sha256))
     again = {why: [s for s, o in origin.items() if o == why] for why in ("kept", "changed", "grader changed",
                                                                          "forced", "incomplete")}
     if any(again.values()):
@@ -148,8 +156,9 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
                                ("incomplete", "graded again because their grades or feedback were missing")]
             for students in [again[why]] if students))
 
-    # The sandbox is started only when some notebook has to run (not for files that are not notebooks).
-    own_zygote = zygote is None and any(not task.rejected for task in tasks)
+    # On this machine, the sandbox is started only when some notebook has to run (not for files
+    # that are not notebooks); on a cluster, each worker process starts its own.
+    own_zygote = scheduler is None and zygote is None and any(not task.job.rejected for task in tasks)
     if own_zygote:
         started = time.perf_counter()
         zygote = sandbox.Zygote(parallel.hidden_from_kernels(course, download.folder, out),
@@ -163,9 +172,19 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
         return result
 
     try:
-        settings = parallel.read_settings(cell_timeout, notebook_timeout, memory_gb, zygote) if zygote else limits
-        progress(f"Grading {len(tasks)} submission(s) from {submissions} with {min(jobs, max(len(tasks), 1))} "
-                 f"job(s) (course folder {course.root}; gradebook {describe_database(course.db_url)})")
+        if not tasks:
+            runner = None
+        elif scheduler is not None:
+            from grader.grading import cluster
+
+            runner = cluster.DaskRunner(scheduler)
+        else:
+            from grader.grading import local
+
+            runner = local.LocalPool(zygote, min(jobs, len(tasks)), local.template(version))
+        doing = runner.describe() if runner else f"{min(jobs, max(len(tasks), 1))} job(s)"
+        progress(f"Grading {len(tasks)} submission(s) from {submissions} with {doing} "
+                 f"(course folder {course.root}; gradebook {describe_database(course.db_url)})")
         count = [0]
 
         def report(result: StudentResult):
@@ -178,9 +197,11 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
             progress(f"[{count[0]}/{len(tasks)}] {result.student}: {result.score:g}/{result.max_score:g} "
                      f"in {result.seconds:.1f} s" + ("" if result.graded else f" ({result.status})") + why + note)
 
+        line = parallel.Progress(len(tasks), progress_stream)
         try:
-            parallel.run(course, tasks, settings, jobs, report, parallel.Progress(len(tasks), progress_stream))
-        except KeyboardInterrupt:
+            if runner is not None:
+                parallel.run(course, tasks, runner, report, line)
+        except (KeyboardInterrupt, GradingError):
             Course.export([results[s] for s in found if s in results], out)
             raise
     finally:
@@ -191,7 +212,7 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
     feedback_files.tidy_all(out / "feedback")
     points = next((r.max_score for r in ordered if r.cells), 0.0)
     exports = [lms_files.write_export(name, ordered, download, out, points, export_column) for name in export]
-    return GradedRun(ordered, out, download, origin, unreadable, exports)
+    return GradedRun(ordered, out, download, origin, unreadable, exports, workers=line.most_workers)
 
 
 def summary(results: list[StudentResult]) -> str:
@@ -248,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Writes OUT/grades.csv, OUT/feedback/<student>.html and, with --export, the LMS's grades file, "
                "and prints a summary table. Exit status: 0 when every readable notebook was graded (files that are "
                "not notebooks get the status 'unreadable', 0 points and feedback saying why, and do not change "
-               "it); 1 when some notebook could not be graded; 2 when grading could not start; 130 when "
+               "it); 1 when some notebook could not be graded; 2 when grading could not start; 3 when the Dask "
+               "scheduler went away (run the same command again to resume); 130 when "
                "interrupted.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", nargs="?", type=Path,
@@ -277,22 +299,32 @@ def main(argv: list[str] | None = None) -> int:
                              "at most one per 2 GB of memory)")
     parser.add_argument("--force", action="store_true",
                         help="grade again what an earlier run already graded (default: resume)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                        help="grade on the workers of this Dask scheduler instead of --jobs local processes "
+                             "(see grader/README.md: each worker machine set up like this one)")
     parser.add_argument("--db", metavar="URL", default=None,
                         help="gradebook URL, e.g. postgresql://user@host/db (default: SQLite in the course folder)")
     parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help="seconds per cell (120)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per notebook (600)")
     parser.add_argument("--memory", type=float, default=6.0, metavar="GB", help="memory per submission (6)")
     args = parser.parse_args(argv)
+    if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://")):
+        parser.error("--scheduler: a Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
     if args.jobs < 1 or args.cell_timeout <= 0 or args.timeout <= 0 or args.memory <= 0:
         parser.error("--jobs, --cell-timeout, --timeout and --memory must be positive")
     if args.lms and args.id_pattern:
         parser.error("--lms and --id-pattern: give one (the pattern replaces the LMS's naming rules)")
+    from grader.grading.cluster import ClusterLost
+
     started = time.perf_counter()
     try:
         results = grade(args.submissions, args.out, args.course, jobs=args.jobs, force=args.force,
                         db_url=args.db, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
                         memory_gb=args.memory, lms=args.lms, id_pattern=args.id_pattern, export=args.export,
-                        export_column=args.export_column)
+                        export_column=args.export_column, scheduler=args.scheduler)
+    except ClusterLost as error:
+        print(f"\ngrading stopped: {error}", file=sys.stderr)
+        return 3
     except GradingError as error:
         print(f"grading stopped: {error}", file=sys.stderr)
         return 2
