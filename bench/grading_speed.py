@@ -3,6 +3,7 @@ submission) against `python -m grader.grade --jobs 2` (forked, isolated kernels,
 on the same submissions, on this machine, in the same run.
 
     .venv/bin/python bench/grading_speed.py [--submissions 40] [--jobs 2] [--out bench/out/grading_speed.json]
+    .venv/bin/python bench/grading_speed.py --cluster 2 [--no-stock]    # also on a Dask cluster (issue 13)
 
 The submissions are the example submissions of grader/course/make_examples.py, repeated under new
 student ids up to --submissions. Both sides grade them from scratch in their own temporary course
@@ -10,6 +11,12 @@ folder, with grader/nbgrader_config.py: the stock side runs nbgrader's own comma
 (`nbgrader autograde Face_Recognition`, nbgrader's Execute preprocessor, hidden tests inside the
 student's kernel), ours runs the README's command through its Python API (autograde in the
 sandbox, then the HTML feedback and grades.csv, which the stock side does not even do).
+
+With `--cluster N` the same submissions are also graded on a Dask cluster of this machine: a
+`dask scheduler` and N one-thread `dask worker` processes on 127.0.0.1 (grader.grading.cluster's
+LocalCluster), with `python -m grader.grade --scheduler ...`'s code; the timing starts once the
+workers are connected and includes each worker's sandbox start, as the local side's includes its
+own. `--no-stock` skips the stock side (11 minutes of the run).
 
 It prints submissions per minute for both and their ratio, and where the time of one submission
 goes on each side: kernel start, imports (the notebook's set-up cell), model load (its model
@@ -151,12 +158,42 @@ def ours(folder: Path, submissions: Path, jobs: int) -> dict:
             "scores": {r.student: r.score for r in results}}
 
 
+def on_cluster(folder: Path, submissions: Path, workers: int) -> dict:
+    """The same command on a Dask cluster of `workers` one-thread worker processes of this machine."""
+    from grader.grade import grade
+    from grader.grading.cluster import LocalCluster
+
+    logs = folder / "dask-logs"
+    logs.mkdir()
+    with LocalCluster(workers, log_folder=logs) as cluster:
+        cluster.wait(workers)
+        started = time.perf_counter()
+        results = grade(submissions, folder / "cluster-out", folder / "cluster", progress=lambda m: None, force=True,
+                        scheduler=cluster.address, progress_stream=open(os.devnull, "w"))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "graded": sum(r.graded for r in results), "workers": results.workers,
+            "scores": {r.student: r.score for r in results}}
+
+
+def class_arithmetic(seconds: float, cores: int, graded: int, submissions: int = 20_000) -> str:
+    """Seconds of one core per submission, and the cores that grade `submissions` in an hour."""
+    per_core = seconds * cores / max(graded, 1)
+    return (f"{per_core:.1f} s of one core per submission: {submissions:,} submissions take "
+            f"{submissions * per_core / 3600:,.0f} core-hours, i.e. {submissions * per_core / 3600:,.0f} worker cores "
+            "finish them in an hour")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/grading_speed.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPOSITORY / "bench" / "out" / "grading_speed.json")
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="also grade on a Dask cluster of N one-thread workers on this machine")
+    parser.add_argument("--no-stock", action="store_true", help="skip stock nbgrader (with --cluster)")
     args = parser.parse_args(argv)
+    if args.no_stock and not args.cluster:
+        parser.error("--no-stock goes with --cluster")
     info = machine()
     print(f"{info['date']} | {info['cpu']} | {info['cores']} cores, {info['memory_gb']} GB | "
           f"load average {', '.join(f'{x:.2f}' for x in info['load_average_at_start'])}")
@@ -168,15 +205,45 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{len(students)} submissions (the {min(len(students), len(EXAMPLES))} examples, repeated)")
 
-        print("stock: one submission cell by cell in a Jupyter kernel (for the breakdown) ...", flush=True)
-        stock_parts = stock_breakdown(folder, submissions / students[0] / "Face_Recognition.ipynb")
-        print(f"stock: `nbgrader autograde` of all {len(students)}, serially ...", flush=True)
-        stock_run = stock(folder, submissions)
+        if not args.no_stock:
+            print("stock: one submission cell by cell in a Jupyter kernel (for the breakdown) ...", flush=True)
+            stock_parts = stock_breakdown(folder, submissions / students[0] / "Face_Recognition.ipynb")
+            print(f"stock: `nbgrader autograde` of all {len(students)}, serially ...", flush=True)
+            stock_run = stock(folder, submissions)
         print(f"ours: `python -m grader.grade --jobs {args.jobs}` ...", flush=True)
         our_run = ours(folder, submissions, args.jobs)
+        if args.cluster:
+            print(f"ours on a Dask cluster: `python -m grader.grade --scheduler ...`, {args.cluster} one-thread "
+                  "`dask worker` processes on 127.0.0.1 ...", flush=True)
+            cluster_run = on_cluster(folder, submissions, args.cluster)
+        load_at_end = os.getloadavg()
+
+    our_rate = 60 * our_run["graded"] / our_run["seconds"]
+    if args.cluster:
+        cluster_rate = 60 * cluster_run["graded"] / cluster_run["seconds"]
+        same = {s: round(v, 4) for s, v in cluster_run["scores"].items()} == {s: round(v, 4) for s, v in our_run["scores"].items()}
+        print()
+        print(f"python -m grader.grade --jobs {args.jobs}:        {our_run['graded']} graded in {our_run['seconds']:.0f} s = "
+              f"{our_rate:.2f} submissions/minute")
+        print(f"on {args.cluster} one-thread Dask workers:        {cluster_run['graded']} graded in "
+              f"{cluster_run['seconds']:.0f} s = {cluster_rate:.2f} submissions/minute "
+              f"({cluster_run['workers']} worker(s) in use)")
+        print(f"cluster / --jobs {args.jobs}: {cluster_rate / our_rate:.3f}    same scores: {same}    "
+              f"load average at the end: {', '.join(f'{x:.2f}' for x in load_at_end)}")
+        print(f"--jobs {args.jobs}: " + class_arithmetic(our_run["seconds"], args.jobs, our_run["graded"]))
+        print(f"cluster: " + class_arithmetic(cluster_run["seconds"], args.cluster, cluster_run["graded"]))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        cluster_out = args.out.with_name(args.out.stem + "_cluster.json")
+        cluster_out.write_text(json.dumps({"machine": info, "load_average_at_end": load_at_end,
+                                           "submissions": len(students), "jobs": args.jobs,
+                                           "local": {**our_run, "per_minute": our_rate},
+                                           "cluster": {**cluster_run, "per_minute": cluster_rate},
+                                           "ratio": cluster_rate / our_rate, "same_scores": same}, indent=2))
+        print(f"\nWrote {cluster_out}")
+        if args.no_stock:
+            return 0
 
     stock_rate = 60 * stock_run["graded"] / stock_run["seconds"]
-    our_rate = 60 * our_run["graded"] / our_run["seconds"]
     stock_parts["nbgrader steps"] = max(stock_run["seconds"] / max(stock_run["graded"], 1) - stock_parts["total"], 0.0)
     stock_parts["total"] = stock_run["seconds"] / max(stock_run["graded"], 1)
     same = stock_run["scores"] == {s: round(v, 4) for s, v in our_run["scores"].items()}

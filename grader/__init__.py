@@ -5,7 +5,8 @@ Three parts, one folder each:
 grader/course/     what the course is: hidden tests, reference answers, example and hostile
                    submissions, the student notebook's release, the instructor's JupyterLab
 grader/grading/    grading a class on nbgrader's Python API: named steps, reading submissions,
-                   running jobs (local worker processes), resuming, LMS files, feedback files
+                   running jobs (local worker processes or a Dask cluster, behind one interface),
+                   resuming, LMS files, feedback files
 grader/sandbox/    running one submission's code: a zygote that forks an isolated kernel per
                    submission, the kernel, and the messages between them
 

@@ -137,3 +137,33 @@ def wait_for(predicate, seconds: float, every: float = 0.2) -> bool:
             return True
         time.sleep(every)
     return predicate()
+
+
+# ---------------------------------------------------------------- a Dask cluster
+
+
+_cluster = None
+
+
+def cluster(workers: int = 2):
+    """A Dask scheduler and `workers` one-thread `dask worker` processes on 127.0.0.1, started on
+    first use (their logs in ROOT/dask-logs/) and stopped when the test session ends."""
+    global _cluster
+    if _cluster is None:
+        from grader.grading.cluster import LocalCluster
+
+        logs = ROOT / "dask-logs"
+        logs.mkdir(exist_ok=True)
+        _cluster = LocalCluster(workers, log_folder=logs)
+        atexit.register(_cluster.stop)
+        _cluster.wait(workers)
+        # Each worker starts its sandbox now, while the tests do something else.
+        from distributed import Client
+
+        from grader.grading.cluster import warm_up
+
+        client = Client(_cluster.address, timeout=30, set_as_default=False)
+        atexit.register(client.close)
+        _cluster.warming = [client.submit(warm_up, workers=[address], pure=False, key=f"warm-up-{address}")
+                            for address in client.scheduler_info()["workers"]]
+    return _cluster
