@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import shutil
 import socket
 import tempfile
@@ -217,6 +218,11 @@ def record(course: Course, job: Job, result: JobResult) -> StudentResult:
     log.write_bytes(result.log)
     status = result.status.replace(LOG_MARK, str(log))
     if not result.status.startswith("graded"):
+        # As nbgrader's autograde leaves it when it fails: the student and the submission exist,
+        # without scores (the formgrader lists it as needing grading).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _create_submission(course, student)
         return StudentResult(student, seconds=result.seconds, status=status, notes=list(result.notes),
                              timings=dict(result.timings))
     _write_folder(course.path("autograded", student), result.autograded)
@@ -248,8 +254,6 @@ def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
 
 
 def _save_grades(course: Course, student: str, notebook: bytes) -> None:
-    import warnings
-
     import nbformat
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
@@ -259,10 +263,16 @@ def _save_grades(course: Course, student: str, notebook: bytes) -> None:
         _save_grades_quietly(course, student, notebook, nbformat, Gradebook, (SaveAutoGrades, AssignLatePenalties))
 
 
-def _save_grades_quietly(course, student, notebook, nbformat, Gradebook, steps) -> None:
+def _create_submission(course: Course, student: str) -> None:
+    from nbgrader.api import Gradebook
+
     with Gradebook(course.coursedir.db_url, course.coursedir.course_id) as gradebook:
         gradebook.update_or_create_student(student)
         gradebook.update_or_create_submission(ASSIGNMENT, student)
+
+
+def _save_grades_quietly(course, student, notebook, nbformat, Gradebook, steps) -> None:
+    _create_submission(course, student)
     nb = nbformat.reads(notebook.decode("utf-8"), as_version=4)
     resources = {"nbgrader": {"notebook": ASSIGNMENT, "assignment": ASSIGNMENT, "student": student,
                               "db_url": course.coursedir.db_url}}
