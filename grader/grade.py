@@ -318,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        results = grade(args.submissions, args.out, args.course, jobs=args.jobs, force=args.force,
+        # Each line as it happens, also when the output goes to a pipe or a file.
+        results = grade(args.submissions, args.out, args.course, progress=lambda line: print(line, flush=True),
+                        jobs=args.jobs, force=args.force,
                         db_url=args.db, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
                         memory_gb=args.memory, lms=args.lms, id_pattern=args.id_pattern, export=args.export,
                         export_column=args.export_column, scheduler=args.scheduler)
