@@ -43,7 +43,7 @@ def course_photos() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def encoding_model():
-    """dlib's ResNet (dlib-resnet-h5), the network of the real-photo pipeline, loaded once."""
+    """dlib's ResNet (dlib-resnet-h5), the package's second network for real photos, loaded once."""
     from facerec.encode import load_model
 
     return load_model(ROOT / "dlib-resnet-h5")
@@ -55,6 +55,24 @@ def course_model():
     from facerec.encode import load_model
 
     return load_model(ROOT / "keras-facenet-h5")
+
+
+@pytest.fixture(scope="session")
+def photo_model():
+    """The real-photo tools' default model: the course's FaceNet fed as FaceNet was trained (load_photo_model())."""
+    from facerec.encode import load_photo_model
+
+    return load_photo_model()
+
+
+@pytest.fixture(scope="session")
+def photo_encodings(course_photos, photo_model, detector) -> dict[str, np.ndarray]:
+    """Encoding (128,) of every course photo by the default photo pipeline, from one encode_images call."""
+    from facerec.encode import encode_images
+
+    names = list(course_photos)
+    rows = encode_images([course_photos[name] for name in names], photo_model)
+    return dict(zip(names, rows))
 
 
 @pytest.fixture(scope="session")
