@@ -23,6 +23,7 @@ from facerec.encode import (
     encode_chips,
     encode_images,
     extract_faces,
+    extract_faces_from_images,
     img_to_encoding,
     load_model,
 )
@@ -397,3 +398,25 @@ def test_the_photo_pipeline_finds_every_face_of_a_group_photo(course_photos, pho
     assert [nearest_person(face.encoding, photo_encodings) for face in faces] == ["kian", "dan", "bertrand"]
     assert all(face.chip.shape == (160, 160, 3) for face in faces)
     np.testing.assert_allclose(encode_images([canvas], photo_model)[0], faces[0].encoding, atol=1e-6)
+
+
+def test_the_photo_pipeline_is_the_lfw_benchmarks_best_column(photo_model, course_model):
+    """What extract_faces gives with the photo model is column (b) mirror-averaged of
+    bench/lfw_benchmark.py, the pipeline whose 99.42% and threshold it takes: same faces, same
+    crops, same encodings, computed there by the benchmark's own code."""
+    import importlib.util
+
+    from facerec.align import detect_faces, facenet_crop, standardise
+
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", ROOT / "bench" / "lfw_benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    paths = sorted((ROOT / "data" / "lfw" / "lfw-deepfunneled").glob("*/*_0001.jpg"))[::400][:6]
+    pictures = [load_image(path) for path in paths]  # the benchmark decodes with Pillow for this column
+    detections = detect_faces(pictures)
+    faces = standardise(np.stack([facenet_crop(picture, face.box, size=160)
+                                  for picture, found in zip(pictures, detections) for face in found]))
+    column_b = benchmark.encode_prepared(faces, course_model, 32, mirror=True)
+    ours = [face for found in extract_faces_from_images([str(path) for path in paths], photo_model) for face in found]
+    assert len(ours) == len(column_b) >= 6
+    np.testing.assert_allclose(np.stack([face.encoding for face in ours]), column_b, atol=2e-6)
