@@ -131,9 +131,10 @@ def load_photo_model(folder: str | os.PathLike = PHOTO_MODEL_FOLDER):
     """The network of the real-photo tools, marked with the feed they give it.
 
     By default the course's FaceNet (`keras-facenet-h5/`) marked FACENET_FEED: MTCNN box with a
-    margin, standardised, mirror-averaged, the best pipeline on LFW. `load_photo_model(DLIB_MODEL_FOLDER)`
-    gives dlib's ResNet (ALIGNED_FEED), nearly as accurate and about 2.5 times as fast end to end.
-    This is a model of its own, not the one `load_model()` returns for the notebook's graded part.
+    margin, standardised, mirror-averaged, the best pipeline on LFW.
+    `load_photo_model(DLIB_MODEL_FOLDER)` gives dlib's ResNet (ALIGNED_FEED), nearly as accurate and
+    about 2.5 times as fast end to end. Either is a model of its own, not the one `load_model()`
+    returns for the notebook's graded part, whose feeding is unchanged.
     """
     model = load_model(folder)
     from facerec.original_model import is_original_network
