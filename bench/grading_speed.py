@@ -4,7 +4,7 @@ on the same submissions, on this machine, in the same run.
 
     .venv/bin/python bench/grading_speed.py [--submissions 40] [--jobs 2] [--out bench/out/grading_speed.json]
 
-The submissions are the example submissions of grader/make_examples.py, repeated under new
+The submissions are the example submissions of grader/course/make_examples.py, repeated under new
 student ids up to --submissions. Both sides grade them from scratch in their own temporary course
 folder, with grader/nbgrader_config.py: the stock side runs nbgrader's own command-line program
 (`nbgrader autograde Face_Recognition`, nbgrader's Execute preprocessor, hidden tests inside the
@@ -47,7 +47,7 @@ def machine() -> dict:
 
 
 def write_submissions(folder: Path, count: int) -> list[str]:
-    from grader.make_examples import EXAMPLES, write_examples
+    from grader.course.make_examples import EXAMPLES, write_examples
 
     examples = folder / "examples"
     write_examples(examples)
@@ -65,7 +65,7 @@ def write_submissions(folder: Path, count: int) -> list[str]:
 
 def stock(folder: Path, submissions: Path) -> dict:
     """`nbgrader autograde` in a course of its own, all submissions in one command."""
-    from grader.pipeline import Course
+    from grader.grading.pipeline import Course
 
     root = folder / "stock"
     course = Course(root)
@@ -90,7 +90,7 @@ def stock_breakdown(folder: Path, student_notebook: Path) -> dict:
     import nbformat
     from nbclient import NotebookClient
 
-    from grader.pipeline import COURSE_FILES, SOURCE_NOTEBOOK, DropUngradedTail, REPOSITORY as repo
+    from grader.grading.pipeline import COURSE_FILES, SOURCE_NOTEBOOK, DropUngradedTail, REPOSITORY as repo
 
     work = folder / "stock-one"
     work.mkdir()
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         students = write_submissions(folder, args.submissions)
         submissions = folder / "submissions"
-        from grader.make_examples import EXAMPLES
+        from grader.course.make_examples import EXAMPLES
 
         print(f"{len(students)} submissions (the {min(len(students), len(EXAMPLES))} examples, repeated)")
 

@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     from grading_speed import machine
 
     from grader.grade import grade
-    from grader.hostile import BY_NAME, write_corpus
-    from grader.sandbox import Zygote
+    from grader.course.hostile import BY_NAME, write_corpus
+    from grader.sandbox.execute import Zygote
 
     parser = argparse.ArgumentParser(prog="bench/hostile_cost.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", nargs="+", default=[BASELINE, *WORST.values()], choices=sorted(BY_NAME),

@@ -6,7 +6,7 @@ Idempotent: it removes every cell tagged `triplet-training`, then inserts the ce
 `triplet-training` and `going-further`) right after the markdown cell that starts with
 "## 13. What to remember", or, if there is none, before the first `going-further` cell. Running
 it twice changes nothing. Afterwards regenerate the student notebook:
-`.venv/bin/python -m grader.release`.
+`.venv/bin/python -m grader.course.release`.
 
 The section states no measured figure in its text: every figure is printed by its cells, and the
 text points to those lines (tests/test_triplet_training.py checks that every number in the text
@@ -24,7 +24,7 @@ TAGS = [TAG, "going-further"]
 ANCHOR = "## 13. What to remember"
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # grader.release, when run as `python docs/triplet_section.py`
+    sys.path.insert(0, str(ROOT))  # grader.course.release, when run as `python docs/triplet_section.py`
 SOURCE_NOTEBOOK = ROOT / "grader" / "source" / "Face_Recognition" / "Face_Recognition.ipynb"
 
 CELLS: list[tuple[str, str]] = [
@@ -202,7 +202,7 @@ def insert_section(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grader.release import canonical  # the one way notebooks are written in this repository
+    from grader.course.release import canonical  # the one way notebooks are written in this repository
 
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0]) if args else SOURCE_NOTEBOOK
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     after = canonical(nbformat.writes(notebook))
     if after != before:
         path.write_text(after, encoding="utf-8")
-    print(f"{path}: " + (f"section inserted ({len(CELLS)} cells); now run `.venv/bin/python -m grader.release`."
+    print(f"{path}: " + (f"section inserted ({len(CELLS)} cells); now run `.venv/bin/python -m grader.course.release`."
                          if after != before else "the section was already in place."))
     return 0
 

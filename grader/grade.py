@@ -6,7 +6,7 @@
 
 SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.ipynb (or one
              <student>.ipynb per student), or a Canvas, Moodle or Blackboard download, zipped or
-             not (grader/lms.py reads their file names: the student id is the LMS's own, and of
+             not (grader/grading/lms.py reads their file names: the student id is the LMS's own, and of
              several files of a student the latest is graded); default: the example submissions,
              regenerated from the source notebook first (grader/examples/submissions)
 --out DIR    where to write grades.csv, feedback/<student>.html and the --export files (default:
@@ -15,7 +15,7 @@ SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.i
              (default: grader/, the course itself, whose gradebook is grader/gradebook.db; for
              the example submissions grader/.work/examples/, to keep them out of a real class)
 --lms NAME, --id-pattern REGEX
-             how file names carry the student id (default: detected; see grader/lms.py)
+             how file names carry the student id (default: detected; see grader/grading/lms.py)
 --export NAME
              also write the grades file the LMS's grade import accepts (canvas, moodle, blackboard)
 --jobs N     grade N submissions at once (default: one per CPU core, at most one per 2 GB of memory)
@@ -29,7 +29,7 @@ SUBMISSIONS  a folder with one sub-folder per student holding Face_Recognition.i
 
 Each submission runs in a fresh kernel of its own, forked from a process that has TensorFlow and
 the course helpers loaded, isolated from the machine, in its own copy of the assignment folder
-(grader/sandbox.py, grader/zygote.py). nbgrader does the rest as `nbgrader autograde` would with
+(grader/sandbox/execute.py, grader/sandbox/zygote.py). nbgrader does the rest as `nbgrader autograde` would with
 grader/nbgrader_config.py: the gradebook, the score of every cell, the feedback. A file that is
 not a notebook gets the status `unreadable`, 0 points and feedback saying what it is; the others
 are graded anyway. The exit status is 0 when every readable notebook was graded, 1 otherwise, 2
@@ -45,7 +45,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader.pipeline import (EXERCISES, GRADER, Course, GradingError, StudentResult,  # noqa: E402
+from grader.grading.pipeline import (EXERCISES, GRADER, Course, GradingError, StudentResult,  # noqa: E402
                              describe_database)
 
 # The course folder used for the example submissions, so that they never mix with a real class.
@@ -83,16 +83,17 @@ def grade(submissions: Path | None, out: Path | None = None, course_dir: Path | 
           export: list[str] = (), export_column: str | None = None) -> GradedRun:
     """Run the whole pipeline; return one result per student, in the order of their ids.
 
-    `submissions`: a folder or a zip (an LMS download, see grader/lms.py); `out`: by default
-    default_out(). `zygote`: a running grader.sandbox.Zygote to reuse (tests grade several
+    `submissions`: a folder or a zip (an LMS download, see grader/grading/lms.py); `out`: by default
+    default_out(). `zygote`: a running grader.sandbox.execute.Zygote to reuse (tests grade several
     batches with one); by default one is started for this run and stopped at its end.
     """
-    from grader import feedback_files, lms as lms_files, parallel, preflight, sandbox
+    from grader.grading import feedback_files, lms as lms_files, parallel, preflight
+    from grader.sandbox import execute as sandbox
 
     jobs = jobs or DEFAULT_JOBS
     examples = submissions is None
     if examples:
-        from grader.make_examples import EXAMPLES_FOLDER, write_examples
+        from grader.course.make_examples import EXAMPLES_FOLDER, write_examples
 
         write_examples(EXAMPLES_FOLDER)
         if course_dir is None:  # keep the examples out of the real class's gradebook
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def lms_rules() -> dict:
-    from grader.lms import RULES
+    from grader.grading.lms import RULES
 
     return RULES
 

@@ -32,7 +32,7 @@ def zygote():
     """The session's grading sandbox, started on first use."""
     global _zygote
     if _zygote is None:
-        from grader.sandbox import Zygote
+        from grader.sandbox.execute import Zygote
 
         _zygote = Zygote([ROOT], ROOT / "zygote.log")
         atexit.register(_zygote.close)

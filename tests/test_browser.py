@@ -1,6 +1,6 @@
 """The JupyterLab experience, in a real browser: what students and instructors see.
 
-One JupyterLab server (started by the README's launcher, `python -m grader.lab`) serves a
+One JupyterLab server (started by the README's launcher, `python -m grader.course.lab`) serves a
 temporary folder laid out like the real ones:
 
     student/Face_Recognition.ipynb                 the student notebook, with links to the course files
@@ -44,8 +44,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.make_examples import EXAMPLES, build, solutions
-from grader.pipeline import ASSIGNMENT, COURSE_FILES, NOTEBOOK, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
+from grader.course.make_examples import EXAMPLES, build, solutions
+from grader.grading.pipeline import ASSIGNMENT, COURSE_FILES, NOTEBOOK, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
 
 SHOTS = REPOSITORY / "test-output" / "screenshots"
 DOCS_SHOTS = REPOSITORY / "docs" / "screenshots"
@@ -198,7 +198,7 @@ def workspace():
 def lab(workspace):
     """JupyterLab started by the launcher (stderr to jupyterlab.log), stopped at the end."""
     settings = workspace.tmp / "jupyterlab"
-    command = [sys.executable, "-m", "grader.lab", "--root", str(workspace.root),
+    command = [sys.executable, "-m", "grader.course.lab", "--root", str(workspace.root),
                "--course", str(workspace.course), "--",
                f"--LabApp.user_settings_dir={settings / 'user-settings'}",
                f"--LabApp.workspaces_dir={settings / 'workspaces'}"]
@@ -307,7 +307,7 @@ def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
     timeout that Validate needs too; nbgrader's default is 30 s), then this course and exchange."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    from grader.lab import nbgrader_config
+    from grader.course.lab import nbgrader_config
 
     (tmp_path / "nbgrader_config.py").write_text(nbgrader_config(workspace.course, tmp_path / "exchange"))
     config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
@@ -318,7 +318,7 @@ def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
 
 
 def test_launcher_refuses_a_course_outside_the_folder_it_serves(workspace):
-    done = subprocess.run([sys.executable, "-m", "grader.lab", "--root", str(workspace.root / "student"),
+    done = subprocess.run([sys.executable, "-m", "grader.course.lab", "--root", str(workspace.root / "student"),
                            "--course", str(workspace.course)],
                           cwd=REPOSITORY, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

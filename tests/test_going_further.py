@@ -20,7 +20,7 @@ def going_further_cells() -> list[tuple[str, str]]:
     """The section's (kind, source) cells, read from the source notebook (tag "going-further")."""
     import nbformat
 
-    from grader.pipeline import SOURCE_NOTEBOOK
+    from grader.grading.pipeline import SOURCE_NOTEBOOK
 
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     return [(cell.cell_type, cell.source) for cell in notebook.cells

@@ -10,7 +10,8 @@ import pytest
 
 import fr_checks
 from fr_checks import Checks, assert_close, number
-from grader import callee, hidden, reference
+from grader.sandbox import callee
+from grader.course import hidden, reference
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -1,4 +1,4 @@
-"""The hostile and broken submissions of grader/hostile.py, graded in one batch with ordinary ones.
+"""The hostile and broken submissions of grader/course/hostile.py, graded in one batch with ordinary ones.
 
 One grading run (two jobs, the tests' 20 s limit per cell) serves every test: each entry's score
 per graded cell and the reason its feedback gives, the ordinary submissions of the same batch
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import grading_support as support
-from grader.hostile import HOSTILE, write_corpus
-from grader.make_examples import EXAMPLES, POINTS, write_examples
-from grader.pipeline import ASSIGNMENT, REPOSITORY, Course
+from grader.course.hostile import HOSTILE, write_corpus
+from grader.course.make_examples import EXAMPLES, POINTS, write_examples
+from grader.grading.pipeline import ASSIGNMENT, REPOSITORY, Course
 
 # Ordinary submissions graded in the same batch (the corpus's never_ran is the solution itself).
 CONTROLS = {example.student: example for example in EXAMPLES if example.student in ("unanswered", "alpha_forgotten")}
@@ -119,7 +119,7 @@ def test_no_hidden_test_reaches_any_feedback_or_graded_notebook(batch, feedback)
         for secret in HIDDEN_TEXT:
             assert secret not in text, f"{name} shows {secret!r}"
     snoop = printed_by(batch, "snoop_hidden_tests")
-    assert "cannot import grader.hidden" in snoop and "IMPORTED grader.hidden" not in snoop
+    assert "cannot import grader.course.hidden" in snoop and "IMPORTED grader.course.hidden" not in snoop
     assert "found: []" in snoop and "READ /" not in snoop
 
 
@@ -149,7 +149,7 @@ def test_a_time_limit_stops_one_cell_and_the_notebook_goes_on(batch):
 
 def test_nothing_the_submissions_started_is_left_running(batch):
     """Forked children, sleeping loops: all end with their sandbox."""
-    from grader.zygote import UID_BASE
+    from grader.sandbox.zygote import UID_BASE
 
     marker = support.zygote().folder.name.encode()
 
@@ -187,7 +187,7 @@ def graded_notebook(batch, student: str):
 
 
 def test_the_kernel_allocates_no_disk_outside_its_own_tmpfs(batch):
-    from grader.sandbox import KERNEL_LOG_BYTES
+    from grader.sandbox.execute import KERNEL_LOG_BYTES
 
     fallocate = printed_by(batch, "fallocate_log")
     assert fallocate.count("fallocate on fd") == 2 and "ALLOCATED" not in fallocate
@@ -200,7 +200,7 @@ def test_the_kernel_allocates_no_disk_outside_its_own_tmpfs(batch):
 
 
 def test_replaced_names_are_reported_but_bounded(batch):
-    from grader.sandbox import MAX_TAMPERED_NAMES
+    from grader.sandbox.execute import MAX_TAMPERED_NAMES
 
     for student in ("checks_attributes", "million_names", "forged_reply_flood"):
         [note] = [n for n in batch["results"][student].notes if "replaced parts of the libraries" in n]
@@ -212,7 +212,7 @@ def test_replaced_names_are_reported_but_bounded(batch):
 
 
 def test_forged_hidden_answers_are_reported(batch):
-    for student, name in (("forge_transport", "grader.callee.call"), ("forge_code_in_place", "grader.wire.encode_result"),
+    for student, name in (("forge_transport", "grader.sandbox.callee.call"), ("forge_code_in_place", "grader.sandbox.wire.encode_result"),
                           ("forge_gradient_tape", "tensorflow.is_tensor")):
         assert any(name in note for note in batch["results"][student].notes), (student, batch["results"][student].notes)
 
@@ -273,7 +273,7 @@ def test_feedback_is_inert_and_still_shows_text_and_plots(batch, feedback):
 
 
 def test_a_notebooks_total_output_is_capped(batch, feedback):
-    from grader.sandbox import NOTEBOOK_OUTPUT_BYTES
+    from grader.sandbox.execute import NOTEBOOK_OUTPUT_BYTES
 
     for student in ("output_30_cells", "html_flood"):
         path = batch["root"] / "course" / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

@@ -18,9 +18,9 @@ import time
 import pytest
 
 import grading_support as support
-from grader.hostile import write_corpus
-from grader.make_examples import EXAMPLES, write_examples
-from grader.pipeline import ASSIGNMENT, NOTEBOOK, REPOSITORY, Course
+from grader.course.hostile import write_corpus
+from grader.course.make_examples import EXAMPLES, write_examples
+from grader.grading.pipeline import ASSIGNMENT, NOTEBOOK, REPOSITORY, Course
 
 EXAMPLE_NAMES = ("solution", "alpha_forgotten")
 HOSTILE_NAMES = ("os_exit", "not_json")

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from grader.grade import summary
-from grader.pipeline import (COURSE_FILES, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
+from grader.grading.pipeline import (COURSE_FILES, GRADER, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
                              StudentResult, UnlinkCourseFiles, find_submissions)
 
 
@@ -63,7 +63,7 @@ def test_course_files_are_linked_over_submitted_copies_and_unlinked_after(tmp_pa
     (b'{"cells": [], "nbformat": 2, "metadata": {}}', "format 2, which this grader cannot read"),
 ])
 def test_a_file_that_is_not_a_notebook_is_rejected_with_a_reason(tmp_path, content, reason):
-    from grader.preflight import prepare
+    from grader.grading.preflight import prepare
 
     released = (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8")
     path = tmp_path / NOTEBOOK
@@ -74,7 +74,7 @@ def test_a_file_that_is_not_a_notebook_is_rejected_with_a_reason(tmp_path, conte
 
 
 def test_a_readable_notebook_is_cleaned_and_its_grading_metadata_put_back(tmp_path):
-    from grader.preflight import prepare
+    from grader.grading.preflight import prepare
 
     released = (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8")
     nb = nbformat.reads(released, as_version=4)
@@ -110,7 +110,7 @@ def test_summary_table_has_a_column_per_exercise():
 
 
 def test_example_notebooks_are_valid_and_fill_only_the_answer_cells(tmp_path):
-    from grader.make_examples import EXAMPLES, write_examples
+    from grader.course.make_examples import EXAMPLES, write_examples
 
     paths = write_examples(tmp_path)
     assert len(paths) == len(EXAMPLES) >= 12
@@ -128,7 +128,7 @@ def test_example_notebooks_are_valid_and_fill_only_the_answer_cells(tmp_path):
 def test_cells_after_the_last_test_cell_and_going_further_cells_are_not_run():
     """The ungraded "Going further" section (tagged cells at the end of the source notebook) and
     anything after the last graded cell are dropped before the submission runs."""
-    from grader.pipeline import GOING_FURTHER_TAG, SOURCE_NOTEBOOK, DropUngradedTail
+    from grader.grading.pipeline import GOING_FURTHER_TAG, SOURCE_NOTEBOOK, DropUngradedTail
 
     student = nbformat.read(REPOSITORY / NOTEBOOK, as_version=4)
     tagged = [c for c in student.cells if GOING_FURTHER_TAG in c.metadata.get("tags", [])]
@@ -153,7 +153,7 @@ def test_cells_after_the_last_test_cell_and_going_further_cells_are_not_run():
 
 
 def test_a_notebook_with_nothing_after_its_tests_is_left_alone():
-    from grader.pipeline import DropUngradedTail
+    from grader.grading.pipeline import DropUngradedTail
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("x")])
     nb.cells[1].metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False,
@@ -168,7 +168,7 @@ def test_a_notebook_with_nothing_after_its_tests_is_left_alone():
 def test_values_cross_between_grader_and_kernel_as_plain_data():
     import numpy as np
 
-    from grader import wire
+    from grader.sandbox import wire
 
     arguments = [None, (wire.Tensor(np.ones((2, 3), np.float32)), np.arange(4)), 0.25, "images/camera_0.jpg",
                  {"younes": np.zeros((1, 128), np.float32)}, wire.MODEL, np.float64(0.5), [True, 3]]
@@ -189,7 +189,7 @@ def test_what_a_kernel_returns_is_decoded_safely():
 
     import numpy as np
 
-    from grader import wire
+    from grader.sandbox import wire
 
     class Sneaky:
         def __repr__(self):
@@ -215,16 +215,16 @@ def test_what_a_kernel_returns_is_decoded_safely():
 
 
 def test_hidden_test_cells_are_read_never_run():
-    from grader.sandbox import hidden_calls
+    from grader.sandbox.execute import hidden_calls
 
-    source = "# Hidden tests\n### BEGIN HIDDEN TESTS\nfrom grader.hidden import check_verify\ncheck_verify(globals(), points=4)\n### END HIDDEN TESTS"
+    source = "# Hidden tests\n### BEGIN HIDDEN TESTS\nfrom grader.course.hidden import check_verify\ncheck_verify(globals(), points=4)\n### END HIDDEN TESTS"
     assert hidden_calls(source) == [("check_verify", 4.0)]
     with pytest.raises(ValueError, match="calls none of"):
         hidden_calls("import os\nos.system('echo not a hidden test')")
 
 
 def test_the_grader_runs_the_config_files_steps_with_the_sandbox_in_place_of_the_kernel(tmp_path):
-    from grader.pipeline import KERNEL_EXECUTE, SANDBOX_EXECUTE, load_config, sandboxed
+    from grader.grading.pipeline import KERNEL_EXECUTE, SANDBOX_EXECUTE, load_config, sandboxed
 
     stock = list(load_config(tmp_path).Autograde.autograde_preprocessors)
     ours = list(load_config(tmp_path, sandbox=True).Autograde.autograde_preprocessors)
@@ -233,3 +233,12 @@ def test_the_grader_runs_the_config_files_steps_with_the_sandbox_in_place_of_the
     assert [step for step in stock if step not in KERNEL_EXECUTE] == [step for step in ours if step != SANDBOX_EXECUTE]
     with pytest.raises(ValueError, match="KERNEL_EXECUTE"):
         sandboxed(["nbgrader.preprocessors.Execute", "nbgrader.preprocessors.SaveAutoGrades"])
+
+
+def test_the_grader_version_covers_every_grader_module():
+    """A resumed run regrades when any module of the course, the pipeline or the sandbox changed."""
+    from grader.grading.parallel import GRADING_FILES
+
+    modules = {p for p in GRADER.rglob("*.py") if not {".work", "results", "examples", "source", "__pycache__"} & set(p.parts)}
+    assert modules and modules <= set(GRADING_FILES), sorted(str(p) for p in modules - set(GRADING_FILES))
+    assert {"hidden.py", "pipeline.py", "kernel.py"} <= {p.name for p in GRADING_FILES}

@@ -2,7 +2,7 @@
 
 One grading run of every example (in the grader's sandbox, two at a time: about 7 s of CPU per
 submission) serves all the tests below. Each example's score for every graded cell is asserted
-against what grader/make_examples.py says it should be. The stock nbgrader flow (nbgrader's own
+against what grader/course/make_examples.py says it should be. The stock nbgrader flow (nbgrader's own
 kernel, the hidden tests inside it) is checked on one example too: it must agree.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.make_examples import EXAMPLES, EXAMPLES_FOLDER, POINTS
-from grader.pipeline import EXERCISES, NOTEBOOK, REPOSITORY, Course
+from grader.course.make_examples import EXAMPLES, EXAMPLES_FOLDER, POINTS
+from grader.grading.pipeline import EXERCISES, NOTEBOOK, REPOSITORY, Course
 
 BY_NAME = {example.student: example for example in EXAMPLES}
 
@@ -102,7 +102,7 @@ def test_one_feedback_file_per_student_without_hidden_test_code(run):
     files = {p.stem: p.read_text(encoding="utf-8") for p in (out / "feedback").glob("*.html")}
     assert set(files) == set(BY_NAME)
     for student, html in files.items():
-        for secret in ("grader.hidden", "check_triplet_loss", "check_verify", "check_who_is_it",
+        for secret in ("grader.course.hidden", "check_triplet_loss", "check_verify", "check_who_is_it",
                        "BEGIN HIDDEN TESTS", "STRANGERS_TO_BENOIT"):
             assert secret not in html, f"{student}'s feedback shows hidden test code ({secret})"
     # ... but it does show what the hidden tests checked, and the result.
@@ -135,7 +135,7 @@ def test_the_examples_ran_in_the_sandbox_without_notes(table):
 def test_the_stock_nbgrader_flow_agrees(tmp_path_factory):
     """`nbgrader autograde` with grader/nbgrader_config.py as it is (nbgrader's kernel, course files
     linked in, hidden tests run inside the kernel) gives the same cell scores on an example."""
-    from grader.make_examples import write_examples
+    from grader.course.make_examples import write_examples
 
     folder = Path(tempfile.mkdtemp(prefix="fr-stock-"))
     try:

@@ -1,10 +1,10 @@
-"""LMS downloads (grader/lms.py): file names, the latest attempt, zips, exports, the stock zip_collect.
+"""LMS downloads (grader/grading/lms.py): file names, the latest attempt, zips, exports, the stock zip_collect.
 
 The fast tests read names and write files only. The end-to-end tests build one zip per LMS from
 the example submissions (a student with two attempts, one whose notebook is in a sub-folder, one
 who handed in a PDF renamed .ipynb), grade all three with `grader.grade` in the tests' shared
 sandbox, grade one again after a file changed (resume), put each zip through the stock
-`nbgrader zip_collect` (the documented pattern, and grader.lms.LatestAttemptCollector), and the
+`nbgrader zip_collect` (the documented pattern, and grader.grading.lms.LatestAttemptCollector), and the
 Canvas one through the stock `nbgrader autograde` too.
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from grader import lms
-from grader.pipeline import GRADER, NOTEBOOK, REPOSITORY, GradingError
+from grader.grading import lms
+from grader.grading.pipeline import GRADER, NOTEBOOK, REPOSITORY, GradingError
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 
-# Each LMS's grade-import columns as its documentation states them (see grader/lms.py's docstring):
+# Each LMS's grade-import columns as its documentation states them (see grader/grading/lms.py's docstring):
 DOCUMENTED = {
     # Canvas Instructor Guide, "How do I import grades in the Gradebook?": these five columns, then assignments.
     "canvas": ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"],
@@ -130,7 +130,7 @@ def test_bad_downloads_say_what_to_do(tmp_path):
     ("x.py", b"import numpy as np\n", "Python code"),
 ])
 def test_an_unreadable_file_is_named_for_what_it_is(tmp_path, name, data, what):
-    from grader.preflight import prepare
+    from grader.grading.preflight import prepare
 
     prepared = prepare("s", write(tmp_path, name, data), (REPOSITORY / NOTEBOOK).read_text(encoding="utf-8"))
     assert prepared.rejected and prepared.what.startswith(what.split(" (")[0])
@@ -140,7 +140,7 @@ def test_an_unreadable_file_is_named_for_what_it_is(tmp_path, name, data, what):
 def test_a_notebook_showing_html_or_code_at_its_start_is_still_a_notebook(tmp_path):
     import nbformat
 
-    from grader.preflight import prepare
+    from grader.grading.preflight import prepare
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("<html><b>import numpy</b></html>")])
     prepared = prepare("s", write(tmp_path, NOTEBOOK, nbformat.writes(nb).encode()),
@@ -152,7 +152,7 @@ def test_a_notebook_showing_html_or_code_at_its_start_is_still_a_notebook(tmp_pa
 
 
 def _results():
-    from grader.pipeline import StudentResult
+    from grader.grading.pipeline import StudentResult
 
     full = {"triplet_loss_test_hidden": (4.0, 4.0), "verify_test_hidden": (3.5, 4.0)}
     return [StudentResult("10001", cells=dict(full)),
@@ -187,7 +187,7 @@ def test_each_export_has_the_columns_its_lms_documents(tmp_path, name):
 
 
 def test_feedback_list_names_each_test_cell_by_its_exercise():
-    from grader.feedback_files import label, tidy
+    from grader.grading.feedback_files import label, tidy
 
     assert label("triplet_loss_test_hidden") == "triplet_loss: hidden tests"
     assert label("who_is_it_test_visible") == "who_is_it: visible tests"
@@ -237,7 +237,7 @@ def test_stock_pattern_collects_the_example_name_in_nbgrader(name):
 
 def test_closing_lines_count_kept_changed_and_unreadable_and_time_only_this_run():
     from grader.grade import GradedRun, closing
-    from grader.pipeline import StudentResult
+    from grader.grading.pipeline import StudentResult
 
     run = GradedRun([StudentResult("a", seconds=3.0), StudentResult("b", seconds=9.0, resumed=True),
                      StudentResult("c", seconds=4.0), StudentResult("d", status="unreadable", seconds=0.5)],
@@ -293,7 +293,7 @@ def lms_zip(name: str, examples: Path, into: Path) -> Path:
 def graded():
     """The three zips, each graded by grader.grade with --export of its own LMS (shared sandbox)."""
     import grading_support as support
-    from grader.make_examples import write_examples
+    from grader.course.make_examples import write_examples
 
     folder = support.folder("lms")
     write_examples(folder / "examples")
@@ -307,7 +307,7 @@ def graded():
 
 @pytest.mark.parametrize("name", sorted(lms.RULES))
 def test_an_lms_zip_is_graded_with_the_lms_ids_and_the_latest_attempt(graded, name):
-    from grader.make_examples import EXAMPLES
+    from grader.course.make_examples import EXAMPLES
 
     expected = {e.student: e.expected_total for e in EXAMPLES}
     folder, runs = graded
@@ -365,7 +365,7 @@ def test_a_second_run_keeps_what_is_unchanged_and_says_what_changed(graded):
 def stock_zip_collect(root: Path, archive: Path, lines: list[str], folder: Path) -> dict[str, bytes]:
     """`nbgrader zip_collect` of `archive` into a new course at `root`, with the course's
     nbgrader_config.py plus `lines` (as an instructor adds them); {student id: collected file}."""
-    from grader.pipeline import ASSIGNMENT, Course
+    from grader.grading.pipeline import ASSIGNMENT, Course
 
     Course(root).release()
     archive_dir = root / "downloaded" / ASSIGNMENT / "archive"
@@ -403,7 +403,7 @@ def test_stock_zip_collect_with_each_documented_setting(graded, tmp_path, name):
                 dest.writestr(info, source.read(info))
     pattern = f'c.FileNameCollectorPlugin.named_regexp = r"{lms.RULES[name].stock_pattern}"'
     assert stock_zip_collect(tmp_path / "regexp", single, [pattern], tmp_path / "a") == expected
-    plugin = ['c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"',
+    plugin = ['c.ZipCollectApp.collector_plugin = "grader.grading.lms.LatestAttemptCollector"',
               f'c.LatestAttemptCollector.lms = "{name}"']
     assert stock_zip_collect(tmp_path / "plugin", archive, plugin, tmp_path / "b") == expected
 
@@ -411,12 +411,12 @@ def test_stock_zip_collect_with_each_documented_setting(graded, tmp_path, name):
 def test_the_stock_autograde_grades_the_collected_canvas_zip_without_a_traceback(graded, tmp_path):
     """nbgrader's own autograde after zip_collect of the Canvas zip: the PDF renamed .ipynb gets 0
     and a line naming it, not a traceback; the others get their examples' scores."""
-    from grader.make_examples import EXAMPLES
-    from grader.pipeline import ASSIGNMENT, Course
+    from grader.course.make_examples import EXAMPLES
+    from grader.grading.pipeline import ASSIGNMENT, Course
 
     folder, runs = graded
     root = tmp_path / "course"
-    plugin = ['c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"', 'c.LatestAttemptCollector.lms = "canvas"']
+    plugin = ['c.ZipCollectApp.collector_plugin = "grader.grading.lms.LatestAttemptCollector"', 'c.LatestAttemptCollector.lms = "canvas"']
     submitted = stock_zip_collect(root, runs["canvas"][0], plugin, tmp_path / "config")
     assert sorted(submitted) == ["10001", "10003", "10004"]
     done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, *stock_options(root)],

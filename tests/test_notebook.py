@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.make_examples import ANSWERS, POINTS
-from grader.pipeline import COURSE_FILES, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
+from grader.course.make_examples import ANSWERS, POINTS
+from grader.grading.pipeline import COURSE_FILES, REPOSITORY, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
 
 # The ungraded "Going further" section reads LFW photos from data/; grading never runs it.
 EXTRA_FILES = ("data",)
@@ -141,16 +141,16 @@ def test_notebook_states_the_threshold_that_fr_utils_uses():
 
 
 def test_student_notebook_is_what_generate_assignment_makes_now():
-    from grader.release import generate_student_notebook
+    from grader.course.release import generate_student_notebook
 
     assert STUDENT_NOTEBOOK.read_text(encoding="utf-8") == generate_student_notebook(), (
-        "Face_Recognition.ipynb is out of date: run `.venv/bin/python -m grader.release`")
+        "Face_Recognition.ipynb is out of date: run `.venv/bin/python -m grader.course.release`")
 
 
 def test_student_notebook_has_no_solutions_and_no_hidden_tests():
     student = nbformat.read(STUDENT_NOTEBOOK, as_version=4)
     text = "\n".join(c.source for c in student.cells)
-    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "grader.hidden", "check_triplet_loss",
+    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "grader.course.hidden", "check_triplet_loss",
                    "np.linalg.norm(encoding - database[identity])", "tf.maximum(basic_loss"):
         assert secret not in text
     answers = [c for c in student.cells if nbgrader_meta(c).get("grade_id") in ANSWERS]
@@ -173,7 +173,7 @@ def test_hidden_test_cells_are_thin_calls_into_the_grader_package():
         if "### BEGIN HIDDEN TESTS" in cell.source:
             hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
             lines = [line for line in hidden.strip().splitlines() if line.strip()]
-            assert len(lines) == 2 and lines[0].startswith("from grader.hidden import check_")
+            assert len(lines) == 2 and lines[0].startswith("from grader.course.hidden import check_")
             assert re.fullmatch(r"check_\w+\(globals\(\), points=\d+\)", lines[1])
 
 

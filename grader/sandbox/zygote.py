@@ -1,9 +1,9 @@
 """The zygote: one process per grading run that has imported TensorFlow, Keras, IPython, matplotlib
 and the course helpers once, and forks a fresh, isolated kernel for every submission.
 
-    python -m grader.zygote --dir DIR [--hidden PATH ...]
+    python -m grader.sandbox.zygote --dir DIR [--hidden PATH ...]
 
-started by grader.sandbox.Zygote, never by hand. It prints one JSON line when ready (what the
+started by grader.sandbox.execute.Zygote, never by hand. It prints one JSON line when ready (what the
 machine allows for isolation, where the course photos' encodings are) and then serves fork
 requests on DIR/zygote.sock. For each request (a notebook and two file descriptors: the socket
 the grader will talk to the kernel over, and the write end of a pipe the grader drains into the
@@ -16,7 +16,7 @@ student's log: the kernel's stdout and stderr) it forks:
         |                                          kernel's exit status; when it ends, every
         |                                          process of the namespace ends with it
         +-- kernel (PID 2)                         drops privileges, sets rlimits, runs cells
-                                                   (grader/kernel.py)
+                                                   (grader/sandbox/kernel.py)
 
 Why a fork and not a new process: starting Python and importing TensorFlow and Keras takes
 about 4 s of CPU, every time. A fork shares the imported modules (copy-on-write) and starts in
@@ -38,14 +38,14 @@ from pathlib import Path
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 # What a kernel's environment holds: nothing of the grader's (database URLs, tokens).
 KERNEL_ENVIRONMENT = {
     "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
     "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": "/tmp/home/.matplotlib",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline", "KERAS_HOME": "/tmp/home/.keras",
 }
-# The course files a notebook opens from its folder (grader.pipeline.COURSE_FILES without the
+# The course files a notebook opens from its folder (grader.grading.pipeline.COURSE_FILES without the
 # grader itself: hidden tests never run in a kernel).
 KERNEL_COURSE_FILES = ("images", "keras-facenet-h5", "facerec", "fr_utils.py", "fr_checks.py")
 UID_BASE = 1_000_000  # kernels run as UID_BASE + the sandbox process's PID: a user id of their own
@@ -70,8 +70,8 @@ def _import_everything():
     import fr_utils  # noqa: F401  (imports facerec.encode, .align, .images, .errors)
     import fr_checks  # noqa: F401
     import facerec.original_model  # noqa: F401
-    import grader.callee  # noqa: F401
-    import grader.kernel  # noqa: F401
+    import grader.sandbox.callee  # noqa: F401
+    import grader.sandbox.kernel  # noqa: F401
     import io
 
     # The first figure of a process loads fonts and builds caches: do it once, here.
@@ -95,7 +95,7 @@ def _course_encodings(path: Path) -> dict:
         try:
             os.chdir(REPOSITORY)
             import fr_utils
-            from grader import callee
+            from grader.sandbox import callee
 
             model = fr_utils.load_model(str(REPOSITORY / "keras-facenet-h5"))
             encodings = callee.encode_course_photos(model, str(REPOSITORY / callee.PHOTO_FOLDER))
@@ -114,7 +114,7 @@ def _course_encodings(path: Path) -> dict:
 
 class Zygote:
     def __init__(self, folder: Path, hidden: list[Path]):
-        from grader import isolation
+        from grader.sandbox import isolation
 
         self.folder = folder
         self.support = isolation.probe()
@@ -131,7 +131,7 @@ class Zygote:
             try:
                 connection.settimeout(30)
                 _, fds, _, _ = socket.recv_fds(connection, 1, 2)
-                from grader import wire
+                from grader.sandbox import wire
 
                 request = wire.receive(connection, time.monotonic() + 30)
                 connection.settimeout(None)
@@ -159,7 +159,7 @@ class Zygote:
     # ---------------------------------------------------------------- in the sandbox process
 
     def sandbox(self, status: socket.socket, kernel_fd: int, log_fd: int, request: dict) -> int:
-        from grader import isolation, wire
+        from grader.sandbox import isolation, wire
 
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
@@ -216,7 +216,7 @@ class Zygote:
 
     def init(self, status: socket.socket, kernel_fd: int, log_fd: int, request: dict, workdir: Path,
              uid: int) -> int:
-        from grader import isolation, wire
+        from grader.sandbox import isolation, wire
 
         isolation.die_with_parent()
         if self.support.namespaces:
@@ -259,8 +259,8 @@ class Zygote:
         return 0
 
     def kernel(self, kernel_fd: int, log_fd: int, request: dict, workdir: Path, uid: int) -> int:
-        from grader import isolation
-        from grader.kernel import Kernel
+        from grader.sandbox import isolation
+        from grader.sandbox.kernel import Kernel
 
         isolation.die_with_parent()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the grader's interrupt: KeyboardInterrupt
@@ -300,13 +300,13 @@ ENCODINGS: dict = {}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.zygote")
+    parser = argparse.ArgumentParser(prog="python -m grader.sandbox.zygote")
     parser.add_argument("--dir", type=Path, required=True, help="a private folder (0700) for the socket and caches")
     parser.add_argument("--hidden", type=Path, action="append", default=[],
                         help="a folder kernels must not see (the course, the submissions, the output)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    from grader import isolation
+    from grader.sandbox import isolation
 
     isolation.die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grading command stops us itself

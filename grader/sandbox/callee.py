@@ -1,12 +1,12 @@
 """What runs in the student's process when the hidden tests call one of the student's functions.
 
-The hidden tests (grader/hidden.py) decide what to call, with which inputs, and judge the
+The hidden tests (grader/course/hidden.py) decide what to call, with which inputs, and judge the
 results. Only the call itself happens where the student's function lives:
 
 - in nbgrader's own kernel (the stock `nbgrader autograde` flow), hidden.py calls these helpers
   directly;
 - in the grader's sandbox (`python -m grader.grade`), the kernel calls them on the grader's
-  request (grader/kernel.py), and hidden.py, running in the grader's process, only sees what
+  request (grader/sandbox/kernel.py), and hidden.py, running in the grader's process, only sees what
   the function returned and printed.
 
 Nothing here is secret: no test input, no expected value. The helpers make the course photos'
@@ -143,7 +143,7 @@ def call(function: Callable, args: Iterable, *, model=None, encodings=None, thre
     What the function printed, on stdout or stderr, is captured (into `out` if given, so that it
     is kept when the function raises) and returned, not shown. Errors raised by the function
     propagate. With `defer_gradient`, the third item is (tape, watched tensor) instead of the
-    gradient, for a caller that computes it once it has put the libraries back (grader.kernel).
+    gradient, for a caller that computes it once it has put the libraries back (grader.sandbox.kernel).
     """
     args = list(args)
     out = io.StringIO() if out is None else out

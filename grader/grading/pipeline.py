@@ -29,7 +29,7 @@ from nbgrader.preprocessors import OverwriteCells as _NbgraderOverwriteCells
 
 ASSIGNMENT = "Face_Recognition"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
-GRADER = Path(__file__).resolve().parent
+GRADER = Path(__file__).resolve().parent.parent
 REPOSITORY = GRADER.parent
 SOURCE_NOTEBOOK = GRADER / "source" / ASSIGNMENT / NOTEBOOK
 STUDENT_NOTEBOOK = REPOSITORY / NOTEBOOK
@@ -265,11 +265,11 @@ class StudentResult:
 # ---------------------------------------------------------------- the course
 
 
-# In `python -m grader.grade`, the notebook runs in the grader's sandbox (grader/sandbox.py)
+# In `python -m grader.grade`, the notebook runs in the grader's sandbox (grader/sandbox/execute.py)
 # instead of nbgrader's kernel, and the course files come from the sandbox, read-only: these
 # steps of nbgrader_config.py's autograde list are replaced by SANDBOX_EXECUTE, the rest is kept.
-KERNEL_EXECUTE = ("grader.pipeline.LinkCourseFiles", "nbgrader.preprocessors.Execute", "grader.pipeline.UnlinkCourseFiles")
-SANDBOX_EXECUTE = "grader.sandbox.SandboxExecute"
+KERNEL_EXECUTE = ("grader.grading.pipeline.LinkCourseFiles", "nbgrader.preprocessors.Execute", "grader.grading.pipeline.UnlinkCourseFiles")
+SANDBOX_EXECUTE = "grader.sandbox.execute.SandboxExecute"
 
 
 def sandboxed(preprocessors: list[str]) -> list[str]:
@@ -282,7 +282,7 @@ def sandboxed(preprocessors: list[str]) -> list[str]:
             return names[:start] + [SANDBOX_EXECUTE] + names[start + len(KERNEL_EXECUTE) :]
     raise ValueError(
         f"grader/nbgrader_config.py's Autograde.autograde_preprocessors lacks {', '.join(KERNEL_EXECUTE)} "
-        "in that order: put them back, or update grader/pipeline.py's KERNEL_EXECUTE."
+        "in that order: put them back, or update grader/grading/pipeline.py's KERNEL_EXECUTE."
     )
 
 
@@ -384,7 +384,7 @@ class Course:
         return list(submissions)
 
     def submit(self, student: str, text: str) -> None:
-        """Put `text` (a notebook, read and checked by grader.preflight) where nbgrader grades it."""
+        """Put `text` (a notebook, read and checked by grader.grading.preflight) where nbgrader grades it."""
         dest = self.path("submitted", student)
         if dest.exists():
             shutil.rmtree(dest)

@@ -1,6 +1,6 @@
 """Example submissions, generated from the source notebook, with the score each one should get.
 
-    python -m grader.make_examples [--out grader/examples/submissions]
+    python -m grader.course.make_examples [--out grader/examples/submissions]
 
 writes <out>/<student>/Face_Recognition.ipynb for every example below. Each one starts from the
 student notebook (what `nbgrader generate_assignment` makes of the source) and fills in the
@@ -27,7 +27,7 @@ from typing import Callable
 
 import nbformat
 
-from grader.pipeline import GRADER, NOTEBOOK, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
+from grader.grading.pipeline import GRADER, NOTEBOOK, SOURCE_NOTEBOOK, STUDENT_NOTEBOOK
 
 EXAMPLES_FOLDER = GRADER / "examples" / "submissions"
 
@@ -67,7 +67,7 @@ def edit(text: str, old: str, new: str, count: int = 1) -> str:
     found = text.count(old)
     if found != count:
         raise SystemExit(f"An example's edit no longer fits the source notebook: expected {count} "
-                         f"occurrence(s) of {old!r}, found {found}. Update grader/make_examples.py.")
+                         f"occurrence(s) of {old!r}, found {found}. Update grader/course/make_examples.py.")
     return text.replace(old, new)
 
 
@@ -438,7 +438,7 @@ def corpus_main(argv: list[str] | None, prog: str, doc: str, default_out: Path, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return corpus_main(argv, "python -m grader.make_examples", __doc__, EXAMPLES_FOLDER, write_examples, EXAMPLES,
+    return corpus_main(argv, "python -m grader.course.make_examples", __doc__, EXAMPLES_FOLDER, write_examples, EXAMPLES,
                        "example submissions")
 
 

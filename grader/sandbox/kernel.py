@@ -1,12 +1,12 @@
 """The kernel that runs one submission inside the grader's sandbox.
 
-It is a forked copy of the zygote (grader/zygote.py), with TensorFlow, Keras, IPython and the
+It is a forked copy of the zygote (grader/sandbox/zygote.py), with TensorFlow, Keras, IPython and the
 course helpers already imported, isolated and without privileges by the time `serve` starts.
-It runs what the grader sends over its socket (grader.wire messages), one request at a time:
+It runs what the grader sends over its socket (grader.sandbox.wire messages), one request at a time:
 
     {"op": "run", "source": "...", "test": false}   run a cell; reply with its nbformat outputs
     {"op": "defined", "name": "verify"}             is the notebook's `verify` callable?
-    {"op": "call", "name": "verify", "args": ...}   call it for the hidden tests (grader.callee)
+    {"op": "call", "name": "verify", "args": ...}   call it for the hidden tests (grader.sandbox.callee)
     {"op": "bye"}                                   exit
 
 Cells run in an IPython shell, so notebooks behave as in Jupyter (magics, display(), inline
@@ -28,7 +28,7 @@ import threading
 import time
 import types
 
-from grader import wire
+from grader.sandbox import wire
 
 # Output limits of one cell (the grader enforces its own on what it receives).
 MAX_STREAM_CHARS = 1_000_000
@@ -39,7 +39,7 @@ MODULES_RESTORED = ("builtins", "math", "numpy", "numpy.linalg", "tensorflow", "
 TEST_HELPERS = ("Checks", "assert_close", "number")
 # What a hidden test's answer travels through in this process: the kernel's own code, the
 # transport, and the TensorFlow classes and modules that tell a tensor and compute a gradient.
-TRANSPORT_MODULES = ("grader", "grader.kernel", "grader.wire", "grader.callee", "json", "json.encoder",
+TRANSPORT_MODULES = ("grader", "grader.sandbox", "grader.sandbox.kernel", "grader.sandbox.wire", "grader.sandbox.callee", "json", "json.encoder",
                      "json.decoder", "base64", "struct", "select", "socket", "tensorflow.python.framework.ops",
                      "tensorflow.python.framework.tensor", "tensorflow.python.eager.backprop",
                      "tensorflow.python.eager.imperative_grad")
@@ -341,7 +341,7 @@ def _functions_in(value) -> list:
 class LazyModel:
     """The model passed to the student's functions by the hidden tests, loaded on first use.
 
-    Course photos encoded with it come from the zygote's cache (grader.callee.cached_encodings,
+    Course photos encoded with it come from the zygote's cache (grader.sandbox.callee.cached_encodings,
     which compares identities), so most submissions never need the network itself."""
 
     __slots__ = ("_folder", "_model")
@@ -424,7 +424,7 @@ class Kernel:
     def call(self, request: dict) -> dict:
         """Call the student's function for a hidden test. The value (and the tape that watched
         its input) are returned as they are: `serve` encodes them once the transport is restored."""
-        from grader import callee
+        from grader.sandbox import callee
 
         tampered = self.pristine.restore()
         helpers = self.pristine.fresh_helpers()

@@ -1,7 +1,7 @@
 """A corpus of hostile and broken submissions, generated from the source notebook, with the score
 each one must get and the reason its feedback must give.
 
-    python -m grader.hostile [--out grader/.work/hostile]   # write them (not committed)
+    python -m grader.course.hostile [--out grader/.work/hostile]   # write them (not committed)
 
 Each entry starts from the student notebook (or the source notebook's solutions, or a known wrong
 answer) and adds one thing a student might do, by accident or to game the grader: loops that never
@@ -24,15 +24,15 @@ from typing import Callable
 
 import nbformat
 
-from grader.make_examples import (EXAMPLES, HARD_CODED, POINTS, ExpectedScores, _index, _numpy_loss, build,
+from grader.course.make_examples import (EXAMPLES, HARD_CODED, POINTS, ExpectedScores, _index, _numpy_loss, build,
                                   corpus_main, edit, grade_id, solutions)
-from grader.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
+from grader.grading.pipeline import GRADER, NOTEBOOK, STUDENT_NOTEBOOK
 
 HOSTILE_FOLDER = GRADER / ".work" / "hostile"
 TRIPLET = ("triplet_loss_test_random", "triplet_loss_test_cases", "triplet_loss_test_hidden")
 VERIFY = ("verify_test_visible", "verify_test_hidden")
 WHO_IS_IT = ("who_is_it_test_visible", "who_is_it_test_hidden")
-# What the "hard-coded" example loses (grader/make_examples.py): the same answers with tricks on top.
+# What the "hard-coded" example loses (grader/course/make_examples.py): the same answers with tricks on top.
 HARD_CODED_LOST = next(example.lost for example in EXAMPLES if example.student == "hard_coded")
 
 
@@ -55,7 +55,7 @@ class Sources:
 
     def notebook(self, answers: dict[str, str] | None = None, unanswered: bool = False) -> nbformat.NotebookNode:
         """The student notebook with the solutions (or `answers`, or nothing) in the answer cells."""
-        from grader.make_examples import Example
+        from grader.course.make_examples import Example
 
         chosen = {} if unanswered else dict(self.solved, **(answers or {}))
         return build(Example("x", "", answers=lambda _: chosen), self.student, self.solved)
@@ -161,13 +161,14 @@ fr_checks.Checks.score = lambda self: self.points
 
 FAKE_HIDDEN_MODULE = '''
 import os, sys, types
-fake = types.ModuleType("grader.hidden")
+fake = types.ModuleType("grader.course.hidden")
 fake.check_triplet_loss = fake.check_verify = fake.check_who_is_it = lambda *args, **kwargs: 4.0
-sys.modules["grader.hidden"] = fake
-os.makedirs("grader", exist_ok=True)  # a package of my own, in the notebook's folder
-with open("grader/__init__.py", "w") as handle:
-    handle.write("")
-with open("grader/hidden.py", "w") as handle:
+sys.modules["grader.course.hidden"] = fake
+os.makedirs("grader/course", exist_ok=True)  # a package of my own, in the notebook's folder
+for init in ("grader/__init__.py", "grader/course/__init__.py"):
+    with open(init, "w") as handle:
+        handle.write("")
+with open("grader/course/hidden.py", "w") as handle:
     handle.write("def check_triplet_loss(*a, **k):\\n    return 4.0\\n"
                  "check_verify = check_who_is_it = check_triplet_loss\\n")
 '''
@@ -196,7 +197,7 @@ for target in [here / "images", here / "keras-facenet-h5" / "model.h5", here / "
         print("DELETED", target)
     except OSError as error:
         print("could not delete", target, type(error).__name__)
-for target in (here / "fr_checks.py", course / "fr_utils.py", course / "grader" / "hidden.py"):
+for target in (here / "fr_checks.py", course / "fr_utils.py", course / "grader" / "course" / "hidden.py"):
     try:
         target.write_text("def Checks(*args):\\n    pass\\n")
         print("OVERWROTE", target)
@@ -208,7 +209,7 @@ SNOOP = '''
 import importlib, os, sys
 from pathlib import Path
 import fr_utils
-for name in ("grader.hidden", "grader.reference", "grader"):
+for name in ("grader.course.hidden", "grader.course.reference", "grader"):
     try:
         module = importlib.import_module(name)
         print("IMPORTED", name, getattr(module, "__file__", None))
@@ -216,7 +217,7 @@ for name in ("grader.hidden", "grader.reference", "grader"):
         print("cannot import", name, type(error).__name__)
 print("grader modules loaded:", sorted(m for m in sys.modules if m.startswith("grader")))
 course = Path(fr_utils.__file__).resolve().parent
-for path in (course / "grader" / "hidden.py", course / "grader" / "reference.py",
+for path in (course / "grader" / "course" / "hidden.py", course / "grader" / "course" / "reference.py",
              course / "grader" / "source" / "Face_Recognition" / "Face_Recognition.ipynb"):
     try:
         print("READ", path, path.read_text()[:2000])
@@ -353,7 +354,7 @@ def _huge_output(sources: Sources) -> bytes:
 
 
 def _hard_coded_with(cell: str, code: str):
-    """A builder: the hard-coded answers of grader/make_examples.py plus `code` in answer cell `cell`."""
+    """A builder: the hard-coded answers of grader/course/make_examples.py plus `code` in answer cell `cell`."""
     def make(sources: Sources) -> bytes:
         answers = _hard_coded(sources)
         answers[cell] = answers[cell] + "\n\n" + code.strip("\n")
@@ -423,15 +424,15 @@ for fd in range(3, 256):  # the kernel's socket to the grader: a reply of our ow
 # computed in numpy sent back in place of TensorFlow's.
 FORGE_TRANSPORT = """
 import numpy as np
-import grader.callee, grader.wire
+import grader.sandbox.callee, grader.sandbox.wire
 
-_encode = grader.wire.encode_result
+_encode = grader.sandbox.wire.encode_result
 def encode_result(value, depth=0, budget=None):
     if isinstance(value, np.floating):
-        return {"$": "tensor", "array": grader.wire.encode_array(np.asarray(value, dtype=np.float32))}
+        return {"$": "tensor", "array": grader.sandbox.wire.encode_array(np.asarray(value, dtype=np.float32))}
     return _encode(value, depth, budget)
 
-_call = grader.callee.call
+_call = grader.sandbox.callee.call
 def call(function, args, **options):
     value, printed, gradient = _call(function, args, **options)
     if options.get("watch") is not None:
@@ -441,17 +442,17 @@ def call(function, args, **options):
         gradient = 2 * (negative - positive) * active[:, None]
     return value, printed, gradient
 
-grader.wire.encode_result = encode_result
-grader.callee.call = call
+grader.sandbox.wire.encode_result = encode_result
+grader.sandbox.callee.call = call
 """
 
 # The same label, put into the grader's own function object: its code replaced in place.
 FORGE_CODE_IN_PLACE = """
 import types
 import numpy as np
-import grader.wire
+import grader.sandbox.wire
 
-target = grader.wire.encode_result
+target = grader.sandbox.wire.encode_result
 original = types.FunctionType(target.__code__, target.__globals__, "original", target.__defaults__)
 def labelled(value, depth=0, budget=None, original=None):
     if isinstance(value, np.floating):
@@ -605,7 +606,7 @@ HOSTILE = [
             _with_cell(VANDAL), reason="could not delete",
             why="everything it can reach is read-only or absent; the answers are right"),
     Hostile("snoop_hidden_tests", "looks for the hidden tests, the solutions and the gradebook on disk and imports them",
-            _with_cell(SNOOP), reason="cannot import grader.hidden",
+            _with_cell(SNOOP), reason="cannot import grader.course.hidden",
             why="none of them exists in the sandbox; the answers are right"),
     Hostile("patch_isclose", "the hard-coded answers, plus np.isclose and np.allclose always True",
             _hard_coded_with("triplet_loss_answer", "np.isclose = lambda *args, **kwargs: True\n"
@@ -631,7 +632,7 @@ HOSTILE = [
     Hostile("patch_helpers_in_place", "unanswered, with fr_checks.Checks changed in place to always pass",
             _with_cell(PATCH_HELPERS_IN_PLACE, unanswered=True), lost=ALL, reason="fr_checks.Checks",
             why="test cells get a fresh copy of fr_checks, compiled again from the course's file"),
-    Hostile("fake_hidden_module", "unanswered, with a grader.hidden of its own (in sys.modules and on disk)",
+    Hostile("fake_hidden_module", "unanswered, with a grader.course.hidden of its own (in sys.modules and on disk)",
             _with_cell(FAKE_HIDDEN_MODULE, unanswered=True), lost=ALL, reason="NotImplementedError",
             why="hidden test cells never run in the student's process"),
     Hostile("thread_repatching", "the hard-coded answers, plus a thread patching np.isclose and assert_close every ms",
@@ -686,12 +687,12 @@ HOSTILE = [
             why="the grader keeps 100 names and 1000 outputs; the replies after it are out of step, so "
                 "who_is_it's test cells get the wrong replies and no points"),
     # 3. the hidden tests' answers
-    Hostile("forge_transport", "numpy triplet_loss, plus grader.wire.encode_result and grader.callee.call replaced "
+    Hostile("forge_transport", "numpy triplet_loss, plus grader.sandbox.wire.encode_result and grader.sandbox.callee.call replaced "
             "to label it a tensor and send a numpy gradient", _numpy_loss_with(FORGE_TRANSPORT),
-            lost=NUMPY_LOSS_LOST, reason="grader.wire.encode_result",
+            lost=NUMPY_LOSS_LOST, reason="grader.sandbox.wire.encode_result",
             why="the transport is put back before every request: scored as numpy_loss"),
-    Hostile("forge_code_in_place", "numpy triplet_loss, plus the code of grader.wire.encode_result replaced in place",
-            _numpy_loss_with(FORGE_CODE_IN_PLACE), lost=NUMPY_LOSS_LOST, reason="grader.wire.encode_result",
+    Hostile("forge_code_in_place", "numpy triplet_loss, plus the code of grader.sandbox.wire.encode_result replaced in place",
+            _numpy_loss_with(FORGE_CODE_IN_PLACE), lost=NUMPY_LOSS_LOST, reason="grader.sandbox.wire.encode_result",
             why="functions' code is put back too: scored as numpy_loss"),
     Hostile("forge_gradient_tape", "numpy triplet_loss, plus tf.GradientTape.gradient and tf.is_tensor replaced",
             _numpy_loss_with(FORGE_GRADIENT_TAPE), lost=NUMPY_LOSS_LOST, reason="GradientTape.gradient",
@@ -734,7 +735,7 @@ def write_corpus(out: Path = HOSTILE_FOLDER, names: list[str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return corpus_main(argv, "python -m grader.hostile", __doc__, HOSTILE_FOLDER, write_corpus, HOSTILE, "submissions")
+    return corpus_main(argv, "python -m grader.course.hostile", __doc__, HOSTILE_FOLDER, write_corpus, HOSTILE, "submissions")
 
 
 if __name__ == "__main__":

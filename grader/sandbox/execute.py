@@ -1,14 +1,14 @@
 """Running a submission in the grader's sandbox, from the grader's side.
 
 `SandboxExecute` takes the place of nbgrader's `Execute` preprocessor in `autograde` (see
-grader.pipeline.sandbox_config): nbgrader still sanitizes the notebook, puts back deleted test
+grader.grading.pipeline.sandbox_config): nbgrader still sanitizes the notebook, puts back deleted test
 cells and test code, scores every graded cell from its outputs, saves the grades and writes the
 feedback. Only the execution differs:
 
-- the notebook runs in a fresh kernel forked from the zygote (grader/zygote.py), isolated, with
+- the notebook runs in a fresh kernel forked from the zygote (grader/sandbox/zygote.py), isolated, with
   limits per cell, per notebook and on memory;
 - a hidden test cell is never sent to the kernel. When the notebook reaches it, the hidden tests
-  run here, in the grader's process (grader.hidden with a `RemoteStudent`), and only each call of
+  run here, in the grader's process (grader.course.hidden with a `RemoteStudent`), and only each call of
   the student's function goes to the kernel. Test code, expected values and comparisons never
   exist in the student's process;
 - what the kernel sends back is validated: a test cell must end with its score; text of the
@@ -37,12 +37,13 @@ import numpy as np
 from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from grader import hidden, wire
-from grader.kernel import MAX_CELL_OUTPUT_BYTES
-from grader.kernel import MAX_OUTPUTS as MAX_OUTPUTS_PER_CELL  # a forged reply may hold more: cut here too
-from grader.pipeline import MAX_SANITIZED_CHARS, MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
+from grader.course import hidden
+from grader.sandbox import wire
+from grader.sandbox.kernel import MAX_CELL_OUTPUT_BYTES
+from grader.sandbox.kernel import MAX_OUTPUTS as MAX_OUTPUTS_PER_CELL  # a forged reply may hold more: cut here too
+from grader.grading.pipeline import MAX_SANITIZED_CHARS, MAX_SANITIZED_PER_NOTEBOOK, sanitize_outputs
 
-GRADER = Path(__file__).resolve().parent
+GRADER = Path(__file__).resolve().parent.parent
 REPOSITORY = GRADER.parent
 HIDDEN_FUNCTIONS = ("check_triplet_loss", "check_verify", "check_who_is_it")
 INTERRUPT_GRACE = 3.0   # seconds a kernel gets to stop a cell after an interrupt
@@ -146,7 +147,7 @@ CURRENT: Job | None = None
 
 
 class Zygote:
-    """The zygote process of a grading run (see grader/zygote.py)."""
+    """The zygote process of a grading run (see grader/sandbox/zygote.py)."""
 
     def __init__(self, hidden_paths: list[Path], log: Path):
         self.folder = Path(tempfile.mkdtemp(prefix="fr-zygote-"))
@@ -154,7 +155,7 @@ class Zygote:
         self.log = open(log, "a")
         environment = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
         environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        command = [sys.executable, "-m", "grader.zygote", "--dir", str(self.folder)]
+        command = [sys.executable, "-m", "grader.sandbox.zygote", "--dir", str(self.folder)]
         for path in hidden_paths:
             command += ["--hidden", str(Path(path).resolve())]
         self.process = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
@@ -504,7 +505,7 @@ def _secret_lines() -> set[str]:
     """Lines of the hidden tests, the reference answers and the solutions (20+ characters)."""
     import nbformat
 
-    texts = [(GRADER / name).read_text(encoding="utf-8") for name in ("hidden.py", "reference.py")]
+    texts = [(GRADER / "course" / name).read_text(encoding="utf-8") for name in ("hidden.py", "reference.py")]
     source = nbformat.read(GRADER / "source" / "Face_Recognition" / "Face_Recognition.ipynb", as_version=4)
     for cell in source.cells:
         if "BEGIN SOLUTION" in cell.source or "BEGIN HIDDEN TESTS" in cell.source:

@@ -1,6 +1,6 @@
 """Start JupyterLab on this folder, with nbgrader's JupyterLab tools set up for the course.
 
-    python -m grader.lab [--root DIR] [--course DIR] [--exchange DIR] [--port N] [-- LAB OPTIONS]
+    python -m grader.course.lab [--root DIR] [--course DIR] [--exchange DIR] [--port N] [-- LAB OPTIONS]
 
 It serves on 127.0.0.1 only, on a free port (or --port), behind a fresh random token, and prints
 the address to open once the server answers. Ctrl-C (or SIGTERM) stops it and its kernels.
@@ -41,7 +41,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from grader.pipeline import GRADER, REPOSITORY
+from grader.grading.pipeline import GRADER, REPOSITORY
 
 # nbgrader's server extensions: the assignment list ("Assignments" tab), the notebook toolbar's
 # Validate button, the formgrader and the course list. Enabled explicitly, whatever the
@@ -77,7 +77,7 @@ def nbgrader_config(course: Path, exchange: Path) -> str:
     own = course / "nbgrader_config.py"
     settings = own if own.is_file() else GRADER / "nbgrader_config.py"
     return "\n".join([
-        "# Written by grader/lab.py for one JupyterLab server; removed when it stops.",
+        "# Written by grader/course/lab.py for one JupyterLab server; removed when it stops.",
         "c = get_config()  # noqa: F821",
         f"load_subconfig({str(settings)!r})  # noqa: F821 (the course's settings)",
         f"c.CourseDirectory.root = {str(course)!r}",
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(
-        prog="python -m grader.lab",
+        prog="python -m grader.course.lab",
         description="Start JupyterLab on 127.0.0.1 with nbgrader's assignment list, Validate button "
                     "and formgrader set up for the course; print the address to open.",
         epilog="Anything after -- is passed to `jupyter lab`.")
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping JupyterLab...", flush=True)
         return 0
     except LabError as error:
-        print(f"grader.lab: {error}", file=sys.stderr)
+        print(f"grader.course.lab: {error}", file=sys.stderr)
         return 1
     finally:
         for stop_signal in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C: cleanup goes on

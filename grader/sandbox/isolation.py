@@ -1,5 +1,5 @@
 """Linux isolation of one sandboxed kernel: namespaces, a minimal read-only root, no privileges,
-resource limits. Used by grader/zygote.py in the process it forks for each submission.
+resource limits. Used by grader/sandbox/zygote.py in the process it forks for each submission.
 
 What a kernel sees, when the machine allows namespaces (root, or unprivileged user namespaces):
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from grader import sandbox
-from grader.pipeline import GRADER, REPOSITORY, SOURCE_NOTEBOOK, Course, GradingError, StudentResult
+from grader.sandbox import execute as sandbox
+from grader.grading.pipeline import GRADER, REPOSITORY, SOURCE_NOTEBOOK, Course, GradingError, StudentResult
 
 # Files whose content decides a grade: changing any of them regrades everything on resume.
 GRADING_FILES = [SOURCE_NOTEBOOK, REPOSITORY / "fr_checks.py", REPOSITORY / "fr_utils.py",
-                 *sorted(GRADER.glob("*.py")), *sorted((REPOSITORY / "facerec").glob("*.py"))]
+                 *sorted(path for part in ("", "course/", "grading/", "sandbox/") for path in GRADER.glob(part + "*.py")),
+                 *sorted((REPOSITORY / "facerec").glob("*.py"))]
 
 
 def fingerprint(settings: sandbox.SandboxSettings) -> str:
@@ -29,7 +30,7 @@ def fingerprint(settings: sandbox.SandboxSettings) -> str:
     digest = hashlib.sha256()
     for path in GRADING_FILES:
         if path.exists():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+            digest.update(str(path.relative_to(REPOSITORY)).encode() + b"\0" + path.read_bytes())
     digest.update(f"{settings.cell_timeout}|{settings.notebook_timeout}|{settings.memory_bytes}".encode())
     return digest.hexdigest()
 
@@ -68,7 +69,7 @@ def _start_worker(root: str, db_url: str, settings: sandbox.SandboxSettings, pri
     global _COURSE, _SETTINGS, _FINGERPRINT
     import signal
 
-    from grader import isolation
+    from grader.sandbox import isolation
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grading command decides when to stop
     isolation.die_with_parent()  # ... and a worker never outlives it

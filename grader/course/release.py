@@ -1,7 +1,7 @@
 """Write the student notebook, Face_Recognition.ipynb at the top of the repository, from the source.
 
-    python -m grader.release           # regenerate it
-    python -m grader.release --check   # exit 1 (saying so) if the committed one is out of date
+    python -m grader.course.release           # regenerate it
+    python -m grader.course.release --check   # exit 1 (saying so) if the committed one is out of date
 
 The student version is exactly what `nbgrader generate_assignment` makes of
 grader/source/Face_Recognition/Face_Recognition.ipynb: solutions replaced by
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.pipeline import STUDENT_NOTEBOOK, Course
+from grader.grading.pipeline import STUDENT_NOTEBOOK, Course
 
 
 def generate_student_notebook() -> str:
@@ -33,7 +33,7 @@ def canonical(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.release", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m grader.course.release", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="only check that the committed student notebook is up to date")
     args = parser.parse_args(argv)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if current != wanted:
             print(f"{STUDENT_NOTEBOOK.name} is not what grader/source generates now. "
-                  "Run `.venv/bin/python -m grader.release` and commit the result.", file=sys.stderr)
+                  "Run `.venv/bin/python -m grader.course.release` and commit the result.", file=sys.stderr)
             return 1
         print(f"{STUDENT_NOTEBOOK.name} is up to date.")
         return 0

@@ -9,7 +9,7 @@ An LMS download is a zip (or the folder it unzips to) of files named by the LMS'
 (`RULES`): the student's LMS id, an attempt or a copy number, the name the student gave the
 file. `--lms` picks the rules; without it they are detected when exactly one LMS's names match;
 `--id-pattern` is a regular expression of one's own with a named group `student_id`. A folder
-whose names match no LMS is a plain folder of submissions (grader.pipeline.find_submissions).
+whose names match no LMS is a plain folder of submissions (grader.grading.pipeline.find_submissions).
 
 Each format's source, also in grader/README.md ("LMS downloads"):
 
@@ -43,7 +43,7 @@ from pathlib import Path
 
 from traitlets import Unicode
 
-from grader.pipeline import ASSIGNMENT, NOTEBOOK, STUDENT_ID, GradingError, find_submissions
+from grader.grading.pipeline import ASSIGNMENT, NOTEBOOK, STUDENT_ID, GradingError, find_submissions
 
 # A whole class as a zip: refuse archives that would unpack to more than this (a zip bomb).
 MAX_UNZIPPED = 4 * 1024**3
@@ -299,7 +299,7 @@ class LatestAttemptCollector(FileNameCollectorPlugin):
     collects each student's latest notebook only (nbgrader's own plugin cannot choose between
     Canvas's `Face_Recognition.ipynb` and `Face_Recognition-1.ipynb`, which carry no time).
 
-        c.ZipCollectApp.collector_plugin = "grader.lms.LatestAttemptCollector"
+        c.ZipCollectApp.collector_plugin = "grader.grading.lms.LatestAttemptCollector"
         c.LatestAttemptCollector.lms = "canvas"          # or moodle, blackboard
     """
 

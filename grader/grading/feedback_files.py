@@ -19,7 +19,7 @@ import html
 import re
 from pathlib import Path
 
-from grader.pipeline import EXERCISES
+from grader.grading.pipeline import EXERCISES
 
 # What the page's classes need, instead of Bootstrap: panels, the layout of cells, prompts.
 COMPACT_CSS = """

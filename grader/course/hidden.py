@@ -1,10 +1,10 @@
 """Hidden tests, run while grading by the hidden test cells of the notebook:
 
-    from grader.hidden import check_triplet_loss
+    from grader.course.hidden import check_triplet_loss
     check_triplet_loss(globals(), points=4)
 
 Each function finds the student's function, runs it on inputs the student never saw, compares
-with `grader.reference` computed now, prints one line per check and returns the points earned
+with `grader.course.reference` computed now, prints one line per check and returns the points earned
 (nbgrader's partial credit). Calls are positional, so a renamed parameter costs nothing; the
 student's own prints are captured, not shown.
 
@@ -14,7 +14,7 @@ They run in one of two places:
   and everything happens in the student's process (`LocalStudent`);
 - in the grader's own process (`python -m grader.grade`): the grader's sandbox never runs the
   cell; it passes a `Student` whose calls go to the student's sandboxed kernel
-  (grader.sandbox.RemoteStudent), which only ever receives the inputs of each call. Test code,
+  (grader.sandbox.execute.RemoteStudent), which only ever receives the inputs of each call. Test code,
   expected values and comparisons stay out of the student's reach, so patching numpy, the
   helpers or this module in the notebook changes nothing here.
 
@@ -31,8 +31,9 @@ import numpy as np
 
 from fr_checks import Checks
 from fr_checks import number as _number
-from grader import callee, reference
-from grader.callee import CAMERA_FILES, DATABASE_FILES, PHOTO_FILES
+from grader.sandbox import callee
+from grader.course import reference
+from grader.sandbox.callee import CAMERA_FILES, DATABASE_FILES, PHOTO_FILES
 
 SEED = 20260611
 
@@ -88,7 +89,7 @@ class Photos:
 
 class Student:
     """The student's functions, as the hidden tests reach them. See LocalStudent and
-    grader.sandbox.RemoteStudent."""
+    grader.sandbox.execute.RemoteStudent."""
 
     def function(self, name: str):
         """A handle on the student's function `name` for call(), or None if it is not defined."""
@@ -99,7 +100,7 @@ class Student:
 
     def call(self, function, *args, cached: bool = False, threshold: float | None = None,
              watch: list[int] | None = None) -> Called:
-        """Call the function positionally (see grader.callee.call); errors propagate."""
+        """Call the function positionally (see grader.sandbox.callee.call); errors propagate."""
         raise NotImplementedError
 
     def tensor(self, array):
