@@ -15,9 +15,10 @@ from facerec.database import EmptyDatabaseError, FaceDatabase
 from facerec.folder import COLUMNS, FolderNotFoundError, recognise_folder
 from test_database import course_database, photo_database  # noqa: F401  (the twelve course people, fixtures)
 
-# With dlib's ResNet, nearest course person at 0.54 (kevin); with the default photo pipeline at
-# STRANGER_DISTANCE. Not every stranger is this far: at the threshold, about 1 LFW face in 9 passes
-# for one of the 12 course people (the notebook's "Going further" section measures it).
+# With dlib's ResNet, nearest course person at 0.54 (kevin, threshold 0.42); with the default
+# photo pipeline at 1.146 (andrew, threshold 1.10). Not every stranger is this far: at the
+# threshold, about 1 LFW face in 9 (dlib's ResNet) or 1 in 20 (the default) passes for one of the
+# 12 course people (the notebook's "Going further" section measures it).
 STRANGER = ROOT / "data" / "lfw" / "lfw-deepfunneled" / "Anna_Faris" / "Anna_Faris_0001.jpg"
 
 
