@@ -98,9 +98,9 @@ def course_encodings(course_photos, encoding_model, detector) -> dict[str, np.nd
 # done with one, so the long files go first; the rest keep their usual order. Seconds measured
 # in a serial CI run on 2 vCPUs (2026-11-30); only the order matters.
 LONG_FILES = {
-    "test_browser.py": 250, "test_grader_hostile.py": 240, "test_grader_parallel.py": 180,
-    "test_lms.py": 150, "test_notebook.py": 120, "test_grading.py": 100, "test_grader_cluster.py": 90,
-    "test_bench_smoke.py": 70, "test_triplet_training.py": 40,
+    "test_browser.py": 250, "test_grader_hostile.py": 240, "test_notebook.py": 200, "test_grader_parallel.py": 180,
+    "test_lms.py": 150, "test_hub.py": 120, "test_grading.py": 100, "test_grader_cluster.py": 90,
+    "test_bench_smoke.py": 70, "test_going_further.py": 60, "test_triplet_training.py": 40,
 }
 
 
