@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help="seconds per cell (120)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per notebook (600)")
     parser.add_argument("--memory", type=float, default=6.0, metavar="GB", help="memory per submission (6)")
+    parser.add_argument("--roster", type=Path, metavar="FILE", help="CSV of id,first_name,last_name,email: imported "
+                        "into the gradebook first (nbgrader db student import); ids not on it are flagged")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.cell_timeout <= 0 or args.timeout <= 0 or args.memory <= 0:
         parser.error("--jobs, --cell-timeout, --timeout and --memory must be positive")
@@ -289,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--lms and --id-pattern: give one (the pattern replaces the LMS's naming rules)")
     started = time.perf_counter()
     try:
+        if args.roster:  # grader/grading/roster.py
+            from grader.grading import roster
+            people = roster.import_roster(args.roster, args.course or (EXAMPLES_COURSE if args.submissions is None
+                                                                       else None), args.db)
         results = grade(args.submissions, args.out, args.course, jobs=args.jobs, force=args.force,
                         db_url=args.db, cell_timeout=args.cell_timeout, notebook_timeout=args.timeout,
                         memory_gb=args.memory, lms=args.lms, id_pattern=args.id_pattern, export=args.export,
@@ -300,9 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ngrading interrupted: what was graded is kept; run the same command again to resume.",
               file=sys.stderr)
         return 130
+    strangers = roster.flag(results, people) if args.roster else None
     print()
     print(summary(results))
     print()
+    if args.roster:
+        print(roster.report(strangers, people))
     print(closing(results, time.perf_counter() - started))
     return 0 if all(r.status in ("graded", "unreadable") for r in results) else 1
 
