@@ -16,7 +16,8 @@ the address to open once the server answers. Ctrl-C (or SIGTERM) stops it and it
 nbgrader's extensions read their settings from `nbgrader_config.py` files on Jupyter's config
 path, not from the server's command line. So this writes one into a temporary folder, puts that
 folder first on JUPYTER_CONFIG_PATH for the server only, and removes it when the server stops.
-That file loads the course's own nbgrader_config.py (grader/'s when the course has none), then
+The formgrader's Autograde button grades in the grader's sandbox (grader/course/formgrader.py,
+a server extension this enables). That file loads the course's own nbgrader_config.py (grader/'s when the course has none), then
 sets the course folder and the exchange. The same folder holds two JupyterLab defaults for this
 server (no news feed, no update check: nothing is fetched from the internet, and no question
 pops up over the notebook). The stock `nbgrader` commands, `python -m grader.grade` and the
@@ -52,6 +53,9 @@ NBGRADER_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
 )
+# Ours: the formgrader's Autograde button runs `python -m grader.grade` (the grader's sandbox)
+# instead of stock nbgrader's unsandboxed kernel (grader/course/formgrader.py).
+COURSE_SERVER_EXTENSIONS = ("grader.course.formgrader",)
 DEFAULT_COURSE_ID = "face_recognition"
 # JupyterLab defaults for this server (a user's own settings still win): never ask about, nor
 # fetch, Jupyter's news feed; the question would sit over the notebook on first start.
@@ -89,9 +93,13 @@ def nbgrader_config(course: Path, exchange: Path) -> str:
 
 
 def lab_command(root: Path, port: int, token: str, extra: list[str]) -> list[str]:
-    extensions = "{" + ", ".join(f"'{name}': True" for name in NBGRADER_SERVER_EXTENSIONS) + "}"
+    extensions = "{" + ", ".join(f"'{name}': True" for name in NBGRADER_SERVER_EXTENSIONS
+                                 + COURSE_SERVER_EXTENSIONS) + "}"
+    # `python -m jupyterlab`, with the repository importable by the server (for our extension)
+    # and not by its kernels (the hidden tests live in grader/)
+    start = f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); from jupyterlab.labapp import main; sys.exit(main())"
     return [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-c", start,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
