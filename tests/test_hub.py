@@ -184,8 +184,17 @@ def graded(hub, formgrader):
     from grader.grading import roster
 
     with_answers(hub.fetched / NOTEBOOK)
+    # the student's folder after a run: links to the shared folder, which submit must leave out
+    # (the hub's nbgrader settings, as the README's administrator writes them)
+    import fr_utils
+    from grader.course.hub import NBGRADER_IGNORE
+
+    assert fr_utils.link_course_folders(str(hub.fetched), str(hub.shared))
+    (hub.student / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.ignore = {NBGRADER_IGNORE!r}\n")
     nbgrader("submit", ASSIGNMENT, f"--course={COURSE_ID}", f"--Exchange.root={hub.exchange}", f"--student={STUDENT}",
              cwd=hub.student, home=hub.student)
+    inbound = list((hub.exchange / COURSE_ID / "inbound").glob(f"{STUDENT}+*"))
+    assert len(inbound) == 1 and size(inbound[0]) < FETCHED_MAX_BYTES, "the links were submitted as files"
     nbgrader("collect", ASSIGNMENT, cwd=hub.course.root, home=hub.instructor)
     assert (hub.course.path("submitted", STUDENT) / "timestamp.txt").is_file()
     (hub.root / "roster.csv").write_text(f"id,first_name,last_name,email\n{STUDENT},Ana,Smith,ana@example.edu\n")

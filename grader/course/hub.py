@@ -38,6 +38,11 @@ from grader.grading.pipeline import REPOSITORY
 SHARED = ("facerec", "fr_utils.py", "fr_checks.py", "inception_blocks_v2.py", "images", "keras-facenet-h5",
           "dlib-resnet-h5", "data/lfw", "data/cache")
 HOOK_NAME = "facerec-course.pth"
+# What fr_utils links into a student's notebook folder (fr_utils.COURSE_FOLDERS). nbgrader's submit
+# copies a folder's links as the files they point to (256 MB): every student's nbgrader settings
+# must leave them out, with nbgrader's own default ignores.
+LINKED_FOLDERS = ("images", "keras-facenet-h5", "dlib-resnet-h5", "data")
+NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", *LINKED_FOLDERS]
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
 
