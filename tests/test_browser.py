@@ -1,28 +1,30 @@
-"""The JupyterLab experience, in a real browser: what students and instructors see.
+"""The JupyterLab experience, in a real browser: the nbgrader round trip of a hub's class.
 
-One JupyterLab server (started by the README's launcher, `python -m grader.course.lab`) serves a
-temporary folder laid out like the real ones:
+Two JupyterLab servers (the README's launcher, `python -m grader.course.lab`), as two users of
+one hub sharing one exchange, all in temporary folders:
 
-    student/Face_Recognition.ipynb                 the student notebook, with links to the course files
-    course/                                        an nbgrader course of its own (its gradebook, its exchange)
-    course/source/Face_Recognition/...ipynb        the instructor's solved notebook, with the same links
+    lab/course/                              the instructor's: an nbgrader course of its own (gradebook)
+    lab/course/source/Face_Recognition/      the instructor's solved notebook, with links to the course files
+    home/ana/                                the student's (`--student ana`): what they fetch goes here
+    srv/facerec/                             the hub's shared course files (grader.course.hub, hard links)
+    exchange/                                nbgrader's exchange
 
-Headless Chromium (Debian's, driven by Playwright; no browser download) then goes through the
-steps below in order, in one page, the way a person would: menus, toolbar buttons, dialogs.
-Every step saves a screenshot in test-output/screenshots/ (git-ignored); a failing test also
-leaves FAILED-<test>.png and FAILED-<test>.txt (the page's text) there, and the server's log is
-jupyterlab.log. Nothing in the repository is written: notebooks are copies, the course is a
-temporary one, JupyterLab's settings and workspaces are temporary too.
+Headless Chromium (Debian's, driven by Playwright; no browser download) goes through the steps
+below in order, the way a person would: menus, toolbar buttons, dialogs; the instructor in one
+tab, the student in another. Every step saves a screenshot in test-output/screenshots/
+(git-ignored); a failing test also leaves FAILED-<test>.png and FAILED-<test>.txt (the page's
+text) there, and the servers' logs are jupyterlab.log and jupyterlab-student.log. Nothing in the
+repository is written.
 
 The README's screenshots come from this test's own run:
 
     FACEREC_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser.py
 
-copies the two it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
+copies those it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
 
-About 2.5 minutes on 2 CPU cores (up to 4 on a busy machine): running the solved notebook
-(about 35 s), two validations (about 30 s each) and grading two submissions (about 30 s) each
-run the network on the course photos.
+What takes time (each runs the network): the solved notebook's Run All, grading two example
+submissions, two validations, the student's Run All (it stops at the first unanswered function)
+and one Autograde from the formgrader (which starts the sandbox).
 """
 from __future__ import annotations
 
