@@ -7,6 +7,8 @@ PY := .venv/bin/python
 # of grader.grade, e.g. GRADE_ARGS="--export canvas --lms canvas".
 SUBMISSIONS ?=
 GRADE_ARGS ?=
+# Test files run on this many processes (pytest-xdist); TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 2
 
 .PHONY: grade test setup bench bench-lfw bench-grading lab
 grade: setup
@@ -14,7 +16,7 @@ grade: setup
 
 test: setup
 	@bash scripts/system-deps.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 setup:
 	@bash scripts/setup.sh

@@ -10,10 +10,12 @@ photo (JPEGs with IJG libjpeg 9, the decoder the course's numbers were computed 
 to 160x160 (nearest neighbour), divides the pixel values by 255, runs the network and scales the
 128 numbers to length 1. The course photos are faces already cut out, so nothing finds the face.
 
-For real photos, with faces anywhere in them, the package has a second network, dlib's ResNet
-(`load_photo_model()`, folder dlib-resnet-h5/): with it the same helpers find every face (MTCNN
-detector), align it onto a 150x150 chip and encode it; `distance_threshold(model)` gives its
-threshold. `encode_images(paths, model)` encodes many photos at once, `extract_faces(photo,
+For real photos, with faces anywhere in them, `load_photo_model()` loads the same network as a
+model of its own, fed as FaceNet was trained: with it the same helpers find every face (MTCNN
+detector), cut it out with a margin, resize it to 160x160, standardise it and encode it with its
+mirror image; `distance_threshold(model)` gives its threshold (1.10). The package's second
+network, dlib's ResNet, is `load_photo_model("dlib-resnet-h5")` (faces aligned onto a 150x150 chip,
+threshold 0.42, faster). `encode_images(paths, model)` encodes many photos at once, `extract_faces(photo,
 model)` returns every face found (box, landmarks, chip, encoding), `load_image(path)` reads any
 photo as an RGB array. Every error these raise is a FaceRecError whose message says which file
 is at fault and what to do.

@@ -1,6 +1,7 @@
 """Several photos per person: is a face closer to its nearest photo, or to the mean of the photos?
 
-    .venv/bin/python bench/enrol_rule.py
+    .venv/bin/python bench/enrol_rule.py           # the real-photo tools' pipeline (load_photo_model())
+    .venv/bin/python bench/enrol_rule.py --dlib    # the package's second network, dlib's ResNet
 
 Measures the two ways FaceDatabase can combine a person's enrolled photos, on LFW:
 - nearest: the distance to a person is the distance to the closest of their photos;
@@ -12,14 +13,16 @@ Strangers are every 10th person with a single LFW photo: never enrolled, they sh
 For each rule and k it prints
 - rank-1: share of enrolled people's probes whose nearest person is themselves;
 - open-set: what a door does, best balanced accuracy (mean of "enrolled probe named right and
-  accepted" and "stranger refused") over thresholds, with that threshold, and at
-  DISTANCE_THRESHOLD;
+  accepted" and "stranger refused") over thresholds, with that threshold, and at the pipeline's
+  own verification threshold (facerec.encode.distance_threshold);
 - verification (probe vs own template = genuine, vs every other enrolled person = impostor):
   ROC AUC and TAR at FAR 0.1%.
-Encodings (the full pipeline, largest face) are cached in bench/cache/ (git-ignored).
+Encodings (the full pipeline, largest face) are cached in bench/cache/ (git-ignored), one file
+per pipeline, used only while the pipeline's sources and weights are unchanged.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
@@ -32,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from facerec.calibrate import roc_curve, tar_at_far
-from facerec.encode import DISTANCE_THRESHOLD, extract_faces_from_images, load_model
+from facerec.encode import (DLIB_MODEL_FOLDER, PHOTO_MODEL_FOLDER, distance_threshold, extract_faces_from_images,
+                            feed_of, load_photo_model)
 
 ROOT = Path(__file__).resolve().parent.parent
 LFW_FOLDER = ROOT / "data" / "lfw" / "lfw-deepfunneled"
-CACHE = ROOT / "bench" / "cache" / "enrol_rule_encodings.npz"
+CACHE_FOLDER = ROOT / "bench" / "cache"
 PHOTOS_PER_PERSON = 6
 ENROLLED_COUNTS = (1, 2, 3, 5)
 STRANGER_STEP = 10
@@ -55,23 +59,24 @@ def choose_photos() -> tuple[list[str], list[str]]:
     return people, strangers[::STRANGER_STEP]
 
 
-def library_version() -> str:
+def library_version(folder: str) -> str:
     """SHA-256 of what the encodings depend on (the pipeline's sources and the model's weights):
     the cache is used only while these are unchanged."""
     digest = hashlib.sha256()
-    for name in ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "dlib-resnet-h5/model.h5"):
+    for name in ("facerec/align.py", "facerec/encode.py", "facerec/images.py", "facerec/original_model.py",
+                 f"{folder}/model.h5"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 
 
-def encode_all(photos: list[str]) -> np.ndarray:
+def encode_all(photos: list[str], model, folder: str) -> np.ndarray:
     """(n, 128) encodings of the largest face of each photo; NaN rows where no face was found."""
-    version = library_version()
-    if CACHE.exists():
-        cached = np.load(CACHE)
+    version = library_version(folder)
+    cache = CACHE_FOLDER / f"enrol_rule_{feed_of(model)}.npz"
+    if cache.exists():
+        cached = np.load(cache)
         if cached["photos"].tolist() == photos and str(cached.get("library", "")) == version:
             return cached["encodings"]
-    model = load_model(ROOT / "dlib-resnet-h5")
     encodings = np.full((len(photos), 128), np.nan, np.float32)
     started = time.perf_counter()
     for start in range(0, len(photos), ROUND):
@@ -82,8 +87,8 @@ def encode_all(photos: list[str]) -> np.ndarray:
                 encodings[start + offset] = found[0].encoding
         print(f"  {start + len(names)}/{len(photos)} photos, {(start + len(names)) / (time.perf_counter() - started):.1f}/s",
               file=sys.stderr, flush=True)
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE, photos=np.array(photos), encodings=encodings, library=np.array(version))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, photos=np.array(photos), encodings=encodings, library=np.array(version))
     return encodings
 
 
@@ -103,7 +108,7 @@ def person_distances(probes: np.ndarray, galleries: np.ndarray, rule: str) -> np
 
 def best_balanced(genuine_right: np.ndarray, genuine_distance: np.ndarray, stranger_distance: np.ndarray):
     """(best balanced accuracy, its threshold) of accepting below a threshold, over a fine grid."""
-    grid = np.linspace(0.2, 0.8, 601)
+    grid = np.linspace(0.2, 1.6, 1401)  # steps of 0.001, wide enough for both networks' distances
     accepted_right = ((genuine_distance[None] < grid[:, None]) & genuine_right[None]).mean(axis=1)
     refused = (stranger_distance[None] >= grid[:, None]).mean(axis=1)
     balanced = (accepted_right + refused) / 2
@@ -112,11 +117,16 @@ def best_balanced(genuine_right: np.ndarray, genuine_distance: np.ndarray, stran
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dlib", action="store_true", help="measure dlib's ResNet (dlib-resnet-h5/) instead")
+    folder = DLIB_MODEL_FOLDER if parser.parse_args().dlib else PHOTO_MODEL_FOLDER
+    model = load_photo_model(folder)
+    package_threshold = distance_threshold(model)
     people, strangers = choose_photos()
     person_photos = [sorted(os.listdir(LFW_FOLDER / person))[:PHOTOS_PER_PERSON] for person in people]
     photos = [f"{person}/{name}" for person, names in zip(people, person_photos) for name in names]
     photos += [f"{person}/{os.listdir(LFW_FOLDER / person)[0]}" for person in strangers]
-    encodings = encode_all(photos)
+    encodings = encode_all(photos, model, folder)
 
     enrolled = encodings[: len(people) * PHOTOS_PER_PERSON].reshape(len(people), PHOTOS_PER_PERSON, -1)
     complete = ~np.isnan(enrolled).any(axis=(1, 2))  # people with a face in all 6 photos
@@ -126,8 +136,8 @@ def main() -> None:
     count = len(enrolled)
     print(f"{count} enrolled people x {PHOTOS_PER_PERSON} photos (of {len(people)} with >= {PHOTOS_PER_PERSON}; "
           f"{len(people) - count} dropped for a photo without a face), {len(stranger_encodings)} strangers")
-    print(f"DISTANCE_THRESHOLD = {DISTANCE_THRESHOLD}")
-    print(f"{'k':>2} {'rule':8} {'rank-1':>7} {'open-set best':>14} {'at t':>6} {'at THRESHOLD':>13} {'AUC':>8} {'TAR@FAR0.1%':>12}")
+    print(f"pipeline: {folder}/ fed {feed_of(model)!r}; its threshold (distance_threshold) = {package_threshold}")
+    print(f"{'k':>2} {'rule':8} {'rank-1':>7} {'open-set best':>14} {'at t':>6} {'at its threshold':>17} {'AUC':>8} {'TAR@FAR0.1%':>12}")
     everyone = np.arange(count)
     for k in ENROLLED_COUNTS:
         for rule in ("nearest", "mean"):
@@ -145,15 +155,15 @@ def main() -> None:
             right, genuine_to_nearest = np.concatenate(right), np.concatenate(genuine_to_nearest)
             stranger_to_nearest = np.concatenate(stranger_to_nearest)
             balanced, threshold = best_balanced(right, genuine_to_nearest, stranger_to_nearest)
-            at_fixed = ((right & (genuine_to_nearest < DISTANCE_THRESHOLD)).mean()
-                        + (stranger_to_nearest >= DISTANCE_THRESHOLD).mean()) / 2
+            at_fixed = ((right & (genuine_to_nearest < package_threshold)).mean()
+                        + (stranger_to_nearest >= package_threshold).mean()) / 2
             genuine, impostor = np.concatenate(genuine), np.concatenate(impostor)
             distances = np.concatenate([genuine, impostor])
             same = np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
             auc = roc_curve(distances, same).auc
             tar = tar_at_far(distances, same, 0.001).tar
             print(f"{k:>2} {rule:8} {100 * right.mean():6.2f}% {100 * balanced:13.2f}% {threshold:6.3f} "
-                  f"{100 * at_fixed:12.2f}% {auc:8.5f} {100 * tar:11.2f}%")
+                  f"{100 * at_fixed:16.2f}% {auc:8.5f} {100 * tar:11.2f}%")
 
 
 if __name__ == "__main__":

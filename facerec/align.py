@@ -1,11 +1,15 @@
-"""Face detection (MTCNN) and alignment of faces onto the chip the dlib ResNet was trained on.
+"""Face detection (MTCNN), and cutting faces out the way each network was trained on them.
 
-The encoder expects a 150x150 chip in which the face's five landmarks sit on fixed points.
+dlib's ResNet expects a 150x150 chip in which the face's five landmarks sit on fixed points
+(`align_face`, below). The course's FaceNet, fed as FaceNet was trained (the real-photo tools'
+default), expects the detector's box with a margin, resized, standardised (`facenet_crop` and
+`standardise`, at the end of this module).
+
 `detect_faces` finds faces and their landmarks (eyes, nose, mouth corners) with MTCNN (PyPI
 `mtcnn` 1.0.0, weights shipped in the package); `align_face` fits a similarity transform
 (rotation, uniform scale, translation) from the landmarks onto `TEMPLATE_150` and warps the photo.
-Without this alignment, distances between encodings of tight, unaligned crops bunch together and
-no threshold calibrated on LFW tells the course's people apart.
+Without this alignment, dlib's ResNet's encodings of tight, unaligned crops bunch together and no
+threshold calibrated on LFW tells the course's people apart.
 
 Coordinates are pixel indices: x to the right, y down, the centre of the top-left pixel is (0, 0).
 """

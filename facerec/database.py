@@ -1,19 +1,28 @@
 """A face database: several photos per person, saved to one file, matched in one matrix product.
 
-    database = FaceDatabase()                       # the course model is loaded on first use
+    database = FaceDatabase()                       # the photo model is loaded on first use
     database.add("younes", ["images/younes.jpg", "me/younes_2.jpg"])
     match = database.closest(img_to_encoding("images/camera_0.jpg", database.model))
-    match.identity, match.distance, match.accepted  # ('younes', 0.21, True)
+    match.identity, match.distance, match.accepted  # ('younes', 0.51, True)
     database.save("office.npz"); FaceDatabase.load("office.npz")
+
+The model (by default `facerec.encode.load_photo_model()`: the course's FaceNet fed as FaceNet was
+trained; `load_photo_model(DLIB_MODEL_FOLDER)` for dlib's ResNet) and the way it is fed decide
+what the encodings mean: the threshold follows them (`facerec.encode.distance_threshold`), and a
+saved database records the feed, so that it is never matched against another network's encodings.
 
 How several photos of one person combine (`rule`):
 - "mean" (the default): the person is represented by the mean of their photos' unit encodings,
   scaled back to unit length; the distance to them is the distance to that mean.
 - "nearest": the distance to a person is the distance to the closest of their photos.
 With one photo per person both give the same distances. bench/enrol_rule.py measured both on LFW
-(311 people enrolled with k photos each, 1866 probes of them and 407 strangers); "mean" was
-better for every k >= 2, e.g. with 3 photos: rank-1 98.8% vs 98.2%, open-set balanced accuracy
-96.4% vs 95.2%, TAR at 0.1% FAR 98.4% vs 97.9%. It is also faster: one row per person.
+with the default photo pipeline (311 people enrolled with k photos each, 1866 probes of them and
+407 strangers; bench/README.md). "mean" had the better open-set balanced accuracy for every
+k >= 2 (3 photos: 96.9% vs 96.7%; 5 photos: 97.5% vs 97.2%) and, from 3 photos on, a rank-1 as
+good or better (3: 99.14% both; 5: 99.30% vs 99.25%) and a better TAR at 0.1% FAR (3: 99.0% vs
+98.4%); with 2 photos "nearest" was marginally ahead on rank-1 (99.09% vs 99.04%) and TAR (98.0%
+vs 97.9%). "mean" is also faster: one row per person. (With dlib's ResNet "mean" was ahead for
+every k >= 2, e.g. with 3 photos rank-1 98.8% vs 98.2%.)
 
 Every enrolled encoding must be unit length (as `img_to_encoding` and `encode_images` make them).
 """
@@ -28,14 +37,15 @@ from typing import Iterable
 
 import numpy as np
 
-from facerec.encode import DISTANCE_THRESHOLD, encode_images, load_photo_model
-from facerec.original_model import ORIGINAL_THRESHOLD, is_original_network
+from facerec.encode import (ALIGNED_FEED, COURSE_FEED, DLIB_MODEL_FOLDER, FACENET_FEED, FEEDS, MODEL_FOLDER,
+                            encode_images, feed_of, load_model, load_photo_model,
+                            threshold_for_feed)
 from facerec.errors import EmptyInputError, FaceRecError, describe_source
 from facerec.images import ImageSource, as_source_list
 
 RULES = ("mean", "nearest")
 FILE_FORMAT = "facerec.FaceDatabase"
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2 records the feed; 1 did not (its default was dlib's ResNet, ALIGNED_FEED)
 # The name recognise_folder and Match.label give a face that matches nobody.
 UNKNOWN = "unknown"
 _UNIT_TOLERANCE = 1e-3
@@ -59,6 +69,10 @@ class UnknownPersonError(FaceRecError, KeyError):
 
 class EmptyDatabaseError(FaceRecError, ValueError):
     """Matching against a database with nobody in it."""
+
+
+class FeedMismatchError(FaceRecError, ValueError):
+    """A saved database loaded with a model that encodes faces otherwise than its enrolled ones."""
 
 
 @dataclass(frozen=True)
@@ -88,18 +102,19 @@ class _Person:
 class FaceDatabase:
     """People, each with one or more enrolled face encodings.
 
-    `model` encodes the photos given to `add` (None: dlib's ResNet, the network for real photos,
-    loaded on first use); `threshold`: largest distance (exclusive) at which a face is accepted
-    as someone (None: the model's own, `facerec.encode.distance_threshold`);
+    `model` encodes the photos given to `add` (None: `facerec.encode.load_photo_model()`, the
+    course's FaceNet fed as FaceNet was trained, loaded on first use); `threshold`: largest
+    distance (exclusive) at which a face is accepted as someone (None: the model's own,
+    `facerec.encode.distance_threshold`: 1.10 for the default photo model, 0.42 for dlib's ResNet);
     `rule`: "mean" or "nearest", how a person's several photos combine (see the module doc).
     """
 
     def __init__(self, model=None, threshold: float | None = None, rule: str = "mean"):
         self._people: dict[str, _Person] = {}
         self._matrix_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        if threshold is None:  # the course's 0.7 for its FaceNet, else dlib's ResNet's measured one
-            threshold = ORIGINAL_THRESHOLD if is_original_network(model) else DISTANCE_THRESHOLD
-        self.threshold = threshold
+        # How the enrolled faces are (to be) encoded; known before the default model is loaded.
+        self._feed = FACENET_FEED if model is None else feed_of(model)
+        self.threshold = threshold_for_feed(self._feed) if threshold is None else threshold
         self.rule = rule
         self._model = model
 
@@ -128,10 +143,16 @@ class FaceDatabase:
 
     @property
     def model(self):
-        """The encoding model (dlib's ResNet, facerec.encode.load_photo_model(), loaded when first needed)."""
+        """The encoding model: the one given, else the photo model of the database's feed, loaded
+        when first needed (facerec.encode.load_photo_model(): the course's FaceNet fed FaceNet's way)."""
         if self._model is None:
-            self._model = load_photo_model()
+            self._model = _model_for_feed(self._feed)
         return self._model
+
+    @property
+    def feed(self) -> str:
+        """How the enrolled faces were encoded (facerec.encode.FEEDS): "facenet", "aligned" or "course"."""
+        return self._feed
 
     @property
     def names(self) -> list[str]:
@@ -318,6 +339,7 @@ class FaceDatabase:
             "photos": np.array([label for p in people for label in p.photos], dtype=str),
             "rule": np.array(self.rule),
             "threshold": np.array(self.threshold, dtype=np.float64),
+            "feed": np.array(self.feed),
         }
         if not path.parent.is_dir():
             raise FileNotFoundError(f"Cannot save the database to {str(path)!r}: the folder {str(path.parent)!r} does not exist.")
@@ -333,10 +355,12 @@ class FaceDatabase:
 
     @classmethod
     def load(cls, path: str | os.PathLike, model=None) -> "FaceDatabase":
-        """The database saved at `path` by `save`. `model` as in the constructor.
+        """The database saved at `path` by `save`. `model` encodes new photos; None: the photo model
+        of the feed the file records (a version-1 file records none: dlib's ResNet, its default then).
 
         Raises DatabaseNotFoundError when there is no file, DatabaseFileError (naming the file)
-        when it is not a face database or is damaged.
+        when it is not a face database or is damaged, FeedMismatchError when `model` would encode
+        faces otherwise than the enrolled ones were.
         """
         path = Path(path).expanduser()
         if not path.is_file():
@@ -346,12 +370,36 @@ class FaceDatabase:
                 + " Check the path; a database is created with FaceDatabase() and written with save(path)."
             )
         arrays = _read_npz(path)
-        names, owners, encodings, photos, rule, threshold = _validated_contents(path, arrays)
+        names, owners, encodings, photos, rule, threshold, feed = _validated_contents(path, arrays)
+        if model is not None and feed is not None and feed_of(model) != feed:
+            raise FeedMismatchError(
+                f"{str(path)!r} holds encodings made with the {feed!r} feed, but the model given encodes with "
+                f"the {feed_of(model)!r} feed: their distances cannot be compared. Load it with model=None "
+                f"(the right model is loaded), or with {_MODEL_FOR_FEED_HINT[feed]}."
+            )
         database = cls(model=model, threshold=threshold, rule=rule)
+        if model is None:
+            database._feed = feed or ALIGNED_FEED
         for index, name in enumerate(names):
             mine = owners == index
             database._people[name] = _Person(encodings[mine].copy(), photos[mine].tolist())
         return database
+
+
+_MODEL_FOR_FEED_HINT = {
+    FACENET_FEED: "model=load_photo_model()",
+    ALIGNED_FEED: f"model=load_photo_model({DLIB_MODEL_FOLDER!r})",
+    COURSE_FEED: "model=load_model()",
+}
+
+
+def _model_for_feed(feed: str):
+    """The package's model that encodes with `feed`."""
+    if feed == FACENET_FEED:
+        return load_photo_model()
+    if feed == ALIGNED_FEED:
+        return load_photo_model(DLIB_MODEL_FOLDER)
+    return load_model(MODEL_FOLDER)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -431,7 +479,14 @@ def _validated_contents(path: Path, arrays: dict[str, np.ndarray]):
         threshold = _checked_threshold(float(arrays["threshold"]))
     except (TypeError, ValueError):
         raise damaged("its threshold is not a positive number") from None
-    return names.tolist(), owners, encodings.astype(np.float32), photos, rule, threshold
+    feed = None  # version 1 did not record it
+    if "feed" in arrays:
+        feed = str(arrays["feed"])
+        if feed not in FEEDS:
+            raise damaged(f"its feed {feed!r} is not one of {FEEDS}")
+    elif int(version) >= 2:
+        raise damaged("it lacks ['feed']")
+    return names.tolist(), owners, encodings.astype(np.float32), photos, rule, threshold, feed
 
 
 def _mean_template(encodings: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from facerec.images import load_image
 COLUMNS = ["file", "face", "identity", "distance", "status", "box", "detail"]
 OK, NO_FACE, UNREADABLE = "ok", "no face", "unreadable"
 # Photos are read at most this large (longer side, pixels): a 6000 x 4000 photo would otherwise
-# hold 72 MB per batch slot; faces keep ample pixels for a 150 x 150 chip.
+# hold 72 MB per batch slot; faces keep ample pixels for a 160 x 160 (or 150 x 150) chip.
 READ_MAX_SIDE = 3000
 # Decoded pixels per batch: bounds memory whatever the photo sizes.
 BATCH_PIXELS = 40_000_000

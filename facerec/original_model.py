@@ -312,7 +312,11 @@ def is_original_network(model) -> bool:
 
 
 def model_info(model, weights=None, recognised_by: str | None = None) -> ModelInfo:
-    """What callers need to know to use `model`, read from the model itself."""
+    """What callers need to know to feed `model` its network's own way, read from the model itself.
+
+    For the course's FaceNet that is the course's way. facerec.encode can feed it otherwise (the
+    real-photo tools feed it as FaceNet was trained): there, `facerec.encode.feed_of(model)` decides.
+    """
     size = tuple(int(n) for n in model.input_shape[1:3])
     if is_original_network(model):
         # The course fed plain (nearest-neighbour) resizes of its pre-cropped 96x96 photos, no

@@ -94,12 +94,12 @@ def test_our_pipeline_in_the_benchmark_is_the_library_pipeline(smoke_run):
     dlib's ResNet, and those of the course-fed column what img_to_encoding gives for the face's crop."""
     from PIL import Image
 
-    from facerec.encode import PHOTO_MODEL_FOLDER, extract_faces_from_images, img_to_encoding, load_model
+    from facerec.encode import DLIB_MODEL_FOLDER, extract_faces_from_images, img_to_encoding, load_model
     from facerec.images import load_image
 
     _, _, cache, _ = smoke_run
     [stored] = cache.glob("lfw_ours_*.npz")
-    photo_model, course_model = load_model(PHOTO_MODEL_FOLDER), load_model("keras-facenet-h5")
+    photo_model, course_model = load_model(DLIB_MODEL_FOLDER), load_model("keras-facenet-h5")
     with np.load(stored) as cached:
         photos, counts = cached["photos"].tolist(), cached["face_counts"]
         first_face = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -16,10 +16,11 @@ from facerec.database import (
     DatabaseNotFoundError,
     EmptyDatabaseError,
     FaceDatabase,
+    FeedMismatchError,
     Match,
     UnknownPersonError,
 )
-from facerec.encode import DISTANCE_THRESHOLD
+from facerec.encode import DISTANCE_THRESHOLD, FACENET_THRESHOLD
 from facerec.errors import FaceRecError, NoFaceFoundError, NotAnImageError
 
 
@@ -30,11 +31,63 @@ def unit_rows(count: int, seed: int, width: int = 128) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def course_database(encoding_model) -> FaceDatabase:
-    """The twelve course people, one photo each, enrolled from their files."""
+    """The twelve course people, one photo each, enrolled from their files with dlib's ResNet."""
     database = FaceDatabase(encoding_model)
     for name in DATABASE_PEOPLE:
         database.add(name, course_photo(name))
     return database
+
+
+@pytest.fixture(scope="module")
+def photo_database() -> FaceDatabase:
+    """The twelve course people enrolled by a database with every default: the course's FaceNet
+    fed as FaceNet was trained, loaded by the database itself."""
+    database = FaceDatabase()
+    for name in DATABASE_PEOPLE:
+        database.add(name, course_photo(name))
+    return database
+
+
+def test_a_default_database_knows_its_feed_and_threshold_before_loading_a_model():
+    database = FaceDatabase()
+    assert database.feed == "facenet" and database.threshold == FACENET_THRESHOLD == 1.10
+    assert database._model is None  # nothing loaded yet: the threshold did not need the model
+    assert FaceDatabase(model=object()).feed == "aligned"  # any other network: dlib's ResNet's feed
+
+
+def test_a_default_database_recognises_every_camera_photo(photo_database, photo_encodings):
+    from facerec.encode import feed_of
+
+    assert feed_of(photo_database.model) == "facenet" and photo_database.model.name == "inception_resnet_v1"
+    assert photo_database.names == DATABASE_PEOPLE and photo_database.threshold == FACENET_THRESHOLD
+    cameras = list(CAMERA_OWNERS)
+    matches = photo_database.closest(np.stack([photo_encodings[camera] for camera in cameras]))
+    assert [match.identity for match in matches] == [CAMERA_OWNERS[camera] for camera in cameras]
+    assert all(match.accepted for match in matches) and max(match.distance for match in matches) < 0.9
+    # Enrolling a file gives what encode_images gives; camera_2 (Benoit) claiming to be Kian is refused.
+    assert photo_database.closest(photo_encodings["kian"]).distance == pytest.approx(0.0, abs=1e-5)
+    assert photo_database.distances(photo_encodings["camera_2"])["kian"] > FACENET_THRESHOLD
+
+
+def test_a_saved_database_records_its_feed_and_refuses_another_networks_model(tmp_path, photo_database,
+                                                                              course_database, encoding_model):
+    photo_database.save(tmp_path / "facenet.npz")
+    with np.load(tmp_path / "facenet.npz") as saved:
+        assert str(saved["feed"]) == "facenet" and int(saved["version"]) == 2
+    loaded = FaceDatabase.load(tmp_path / "facenet.npz")
+    assert loaded.feed == "facenet" and loaded.threshold == FACENET_THRESHOLD and loaded._model is None
+    with pytest.raises(FeedMismatchError, match=r"facenet.npz.*'facenet' feed.*'aligned' feed.*load_photo_model\(\)"):
+        FaceDatabase.load(tmp_path / "facenet.npz", model=encoding_model)
+    course_database.save(tmp_path / "resnet.npz")
+    with pytest.raises(FeedMismatchError, match="dlib-resnet-h5"):
+        FaceDatabase.load(tmp_path / "resnet.npz", model=photo_database.model)
+    assert FaceDatabase.load(tmp_path / "resnet.npz").feed == "aligned"
+    # A file of version 1 records no feed: it was dlib's ResNet's, the default photo network then.
+    with np.load(tmp_path / "resnet.npz") as saved:
+        arrays = {key: saved[key] for key in saved.files if key != "feed"}
+    np.savez(tmp_path / "version1.npz", **{**arrays, "version": np.array(1)})
+    old = FaceDatabase.load(tmp_path / "version1.npz")
+    assert old.feed == "aligned" and old.threshold == DISTANCE_THRESHOLD and old.names == DATABASE_PEOPLE
 
 
 def test_course_people_enrolled_from_files_recognise_every_camera_photo(course_database, course_encodings):
@@ -251,6 +304,8 @@ def write_database(path: Path, **changes) -> Path:
         ({"rule": np.array("median")}, "damaged: its rule 'median'"),
         ({"threshold": np.array(-0.4)}, "damaged: its threshold"),
         ({"photos": np.array(["x"])}, "damaged: the list of photos"),
+        ({"feed": None}, r"damaged: it lacks \['feed'\]"),
+        ({"feed": np.array("pixels")}, "damaged: its feed 'pixels'"),
     ],
 )
 def test_foreign_or_damaged_contents_raise_a_clear_error_naming_the_file(tmp_path, changes, message):

@@ -1,4 +1,9 @@
-"""Encodings from the real model on the course photos, and every odd input the notebook may meet."""
+"""Encodings from the real models on the course photos, and every odd input the notebook may meet.
+
+Most tests here run dlib's ResNet (the `encoding_model` fixture), the package's second network; the
+last section checks the real-photo tools' default, the course's FaceNet fed as FaceNet was trained
+(`photo_model`), against a computation written out by hand. The course's own feeding of its
+FaceNet is checked in tests/test_course_network.py."""
 from __future__ import annotations
 
 import os
@@ -18,6 +23,7 @@ from facerec.encode import (
     encode_chips,
     encode_images,
     extract_faces,
+    extract_faces_from_images,
     img_to_encoding,
     load_model,
 )
@@ -307,3 +313,109 @@ def test_fr_utils_works_from_the_project_folder_and_writes_nothing_to_stderr():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(1, 128) 1.0"
     assert result.stderr == ""
+
+
+# ---------------------------------------------------------------- the real-photo pipeline's default
+
+
+def facenet_by_hand(photo: np.ndarray, box, network) -> tuple[np.ndarray, np.ndarray]:
+    """(the 160x160 crop, the unit encoding) of one face, fed as FaceNet was trained, written out
+    step by step without facerec's helpers: the box grown by 16 px on each side and clipped to
+    the photo, resized bilinearly, standardised over all its values, then the face and its mirror
+    image encoded, each scaled to length 1, averaged and scaled to length 1 again."""
+    x, y, width, height = box
+    left, top = max(int(np.floor(x - 16)), 0), max(int(np.floor(y - 16)), 0)
+    right = min(int(np.ceil(x + width + 16)), photo.shape[1])
+    bottom = min(int(np.ceil(y + height + 16)), photo.shape[0])
+    crop = np.asarray(Image.fromarray(photo[top:bottom, left:right]).resize((160, 160), Image.Resampling.BILINEAR))
+    values = crop.astype(np.float64)
+    deviation = max(values.std(), 1 / np.sqrt(values.size))
+    standardised = ((values - values.mean()) / deviation).astype(np.float32)
+    outputs = np.asarray(network.predict_on_batch(np.stack([standardised, standardised[:, ::-1]])), np.float64)
+    outputs /= np.linalg.norm(outputs, axis=1, keepdims=True)
+    mean = outputs.sum(axis=0)
+    return crop, mean / np.linalg.norm(mean)
+
+
+def test_the_photo_model_is_the_course_network_fed_facenets_way(photo_model, course_model, encoding_model):
+    from facerec.encode import (ALIGNED_FEED, COURSE_FEED, DLIB_MODEL_FOLDER, FACENET_FEED, FACENET_THRESHOLD,
+                                PHOTO_MODEL_FOLDER, distance_threshold, feed_of, load_photo_model, with_feed)
+
+    assert PHOTO_MODEL_FOLDER == "keras-facenet-h5" and DLIB_MODEL_FOLDER == "dlib-resnet-h5"
+    assert photo_model.name == course_model.name == "inception_resnet_v1" and photo_model is not course_model
+    assert feed_of(photo_model) == FACENET_FEED and distance_threshold(photo_model) == FACENET_THRESHOLD == 1.10
+    # Marking the photo model leaves the notebook's model alone: fed the course's way, threshold 0.7.
+    assert feed_of(course_model) == COURSE_FEED and distance_threshold(course_model) == 0.7
+    assert feed_of(encoding_model) == ALIGNED_FEED and distance_threshold(encoding_model) == DISTANCE_THRESHOLD == 0.42
+    dlib_photo_model = load_photo_model(DLIB_MODEL_FOLDER)  # the second network, selectable by folder
+    assert dlib_photo_model.input_shape == (None, 150, 150, 3) and feed_of(dlib_photo_model) == ALIGNED_FEED
+    with pytest.raises(ValueError, match="feed must be one of"):
+        with_feed(dlib_photo_model, "standardised")
+
+
+def test_the_photo_pipeline_is_mtcnn_margin_crop_standardise_and_mirror(course_photos, photo_model, course_model):
+    from facerec.align import detect_faces
+
+    for name in ("camera_0", "danielle", "kian"):
+        photo = load_image(course_photos[name])
+        [[detection]] = detect_faces([photo])
+        crop, expected = facenet_by_hand(photo, detection.box, course_model)  # the same weights, fed by hand
+        [face] = extract_faces(course_photos[name], photo_model)
+        assert face.box == detection.box
+        np.testing.assert_array_equal(face.chip, crop)
+        np.testing.assert_allclose(face.encoding, expected, atol=2e-6)
+        np.testing.assert_allclose(img_to_encoding(course_photos[name], photo_model)[0], expected, atol=2e-6)
+    # encode_chips standardises the crops for this model; without the mirror image it is one pass.
+    mirrored = encode_chips(crop, photo_model, mirror=True)[0]
+    np.testing.assert_allclose(mirrored, expected, atol=2e-6)
+    assert distance(encode_chips(crop, photo_model)[0], expected) > 1e-3
+
+
+def test_the_photo_pipeline_recognises_every_camera_photo_at_its_threshold(photo_encodings):
+    from facerec.encode import FACENET_THRESHOLD
+
+    for camera, owner in CAMERA_OWNERS.items():
+        assert nearest_person(photo_encodings[camera], photo_encodings) == owner, camera
+    genuine, impostor = camera_distances(photo_encodings)
+    # Measured: genuine 0.363 to 0.840, impostors from 0.876 (camera_2 to its nearest stranger).
+    assert max(genuine) < FACENET_THRESHOLD - 0.2, max(genuine)
+    assert max(genuine) < min(impostor), (max(genuine), min(impostor))
+    assert distance(photo_encodings["camera_2"], photo_encodings["kian"]) > FACENET_THRESHOLD + 0.05
+    rows = np.stack(list(photo_encodings.values()))
+    assert rows.shape == (18, 128) and rows.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+
+
+def test_the_photo_pipeline_finds_every_face_of_a_group_photo(course_photos, photo_model, photo_encodings):
+    people = {"kian": 250, "bertrand": 110, "dan": 170}
+    canvas = np.full((300, 650, 3), 200, np.uint8)
+    left = 20
+    for person, size in people.items():
+        resized = Image.fromarray(course_rgb(course_photos, person)).resize((size, size), Image.Resampling.BICUBIC)
+        canvas[20 : 20 + size, left : left + size] = np.asarray(resized)
+        left += size + 20
+    faces = extract_faces(canvas, photo_model)
+    assert [nearest_person(face.encoding, photo_encodings) for face in faces] == ["kian", "dan", "bertrand"]
+    assert all(face.chip.shape == (160, 160, 3) for face in faces)
+    np.testing.assert_allclose(encode_images([canvas], photo_model)[0], faces[0].encoding, atol=1e-6)
+
+
+def test_the_photo_pipeline_is_the_lfw_benchmarks_best_column(photo_model, course_model, monkeypatch):
+    """What extract_faces gives with the photo model is column (b) mirror-averaged of
+    bench/lfw_benchmark.py, the pipeline whose 99.42% and threshold it takes: same faces, same
+    crops, same encodings, computed there by the benchmark's own code."""
+    import importlib
+
+    from facerec.align import detect_faces, facenet_crop, standardise
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    benchmark = importlib.import_module("lfw_benchmark")
+    paths = sorted((ROOT / "data" / "lfw" / "lfw-deepfunneled").glob("*/*_0001.jpg"))[::400][:6]
+    pictures = [load_image(path) for path in paths]  # the benchmark decodes with Pillow for this column
+    detections = detect_faces(pictures)
+    faces = standardise(np.stack([facenet_crop(picture, face.box, size=160)
+                                  for picture, found in zip(pictures, detections) for face in found]))
+    column_b = benchmark.encode_prepared(faces, course_model, 32, mirror=True)
+    ours = [face for found in extract_faces_from_images([str(path) for path in paths], photo_model) for face in found]
+    assert len(ours) == len(column_b) >= 6
+    np.testing.assert_allclose(np.stack([face.encoding for face in ours]), column_b, atol=2e-6)

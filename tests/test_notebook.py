@@ -34,13 +34,22 @@ def outputs_text(cell) -> str:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> nbformat.NotebookNode:
     """The source notebook run top to bottom in a fresh kernel, in a folder laid out like a
-    student's (the notebook and links to the course files)."""
+    student's (the notebook and links to the course files), without its two ungraded "Going
+    further" sections (the cells tagged going-further, which the grader skips too). Those run in
+    a kernel in test_student_notebook_works_as_opened_in_its_own_folder and in tests/test_hub.py's
+    fetched copy, and cell by cell, with what they show checked, in tests/test_going_further.py
+    and tests/test_triplet_training.py: a fourth run here would add minutes and no check."""
     from nbclient import NotebookClient
+
+    from grader.grading.pipeline import GOING_FURTHER_TAG
 
     folder = tmp_path_factory.mktemp("source-run")
     for name in (*COURSE_FILES, *EXTRA_FILES):
         (folder / name).symlink_to(REPOSITORY / name)
     notebook = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
+    whole = len(notebook.cells)
+    notebook.cells = [cell for cell in notebook.cells if GOING_FURTHER_TAG not in cell.metadata.get("tags", [])]
+    assert 20 < whole - len(notebook.cells) < whole / 2  # the two sections, nothing else
     NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()
     return notebook
