@@ -44,6 +44,43 @@ from facerec.errors import (
 )
 from facerec.images import load_image
 
+# On a JupyterHub, a student fetches the notebook (with this file and fr_checks.py) alone into a
+# folder of their own; the photos, the models and LFW stay once in the course's shared, read-only
+# folder, named by FACEREC_COURSE_FILES (set by the hub's environment: python -m grader.course.hub).
+# The notebook opens them by relative paths (images/..., keras-facenet-h5/...), so each one missing
+# from the notebook's folder is linked there from the shared folder: a link, not a copy.
+COURSE_FOLDERS = ("images", "keras-facenet-h5", "dlib-resnet-h5", "data")
+
+
+def link_course_folders(folder: str = ".", shared: str | None = None) -> list[str]:
+    """Link into `folder` (a notebook's folder) the COURSE_FOLDERS it lacks, from `shared`
+    (default: $FACEREC_COURSE_FILES); return the names linked. Nothing happens without a shared
+    folder, in the shared folder itself, or in a folder without a notebook."""
+    shared = shared if shared is not None else os.environ.get("FACEREC_COURSE_FILES", "")
+    if not shared or not os.path.isdir(shared) or os.path.samefile(shared, folder):
+        return []
+    try:
+        if not any(name.endswith(".ipynb") for name in os.listdir(folder)):
+            return []
+    except OSError:
+        return []
+    linked = []
+    for name in COURSE_FOLDERS:
+        target, link = os.path.join(shared, name), os.path.join(folder, name)
+        if os.path.lexists(link) or not os.path.isdir(target):
+            continue
+        try:
+            os.symlink(target, link, target_is_directory=True)
+            linked.append(name)
+        except OSError:  # a read-only folder: the notebook will say which file it cannot find
+            pass
+    if linked:
+        print(f"fr_utils: linked {', '.join(n + '/' for n in linked)} from the course's shared folder {shared}")
+    return linked
+
+
+link_course_folders()
+
 # The threshold of the network in keras-facenet-h5/: the course's 0.7 for its FaceNet.
 DISTANCE_THRESHOLD = threshold_for_folder()
 

@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help="seconds per cell (120)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per notebook (600)")
     parser.add_argument("--memory", type=float, default=6.0, metavar="GB", help="memory per submission (6)")
+    parser.add_argument("--roster", type=Path, metavar="FILE", help="CSV of id,first_name,last_name,email: imported "
+                        "into the gradebook first (nbgrader db student import); ids not on it are flagged")
     args = parser.parse_args(argv)
     if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://")):
         parser.error("--scheduler: a Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
@@ -318,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
+        if args.roster:  # grader/grading/roster.py
+            from grader.grading import roster
+            people = roster.import_roster(args.roster, args.course or (EXAMPLES_COURSE if args.submissions is None
+                                                                       else None), args.db)
         # Each line as it happens, also when the output goes to a pipe or a file.
         results = grade(args.submissions, args.out, args.course, progress=lambda line: print(line, flush=True),
                         jobs=args.jobs, force=args.force,
@@ -334,9 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ngrading interrupted: what was graded is kept; run the same command again to resume.",
               file=sys.stderr)
         return 130
+    strangers = roster.flag(results, people) if args.roster else None
     print()
     print(summary(results))
     print()
+    if args.roster:
+        print(roster.report(strangers, people))
     print(closing(results, time.perf_counter() - started))
     return 0 if all(r.status in ("graded", "unreadable") for r in results) else 1
 

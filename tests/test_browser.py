@@ -1,28 +1,30 @@
-"""The JupyterLab experience, in a real browser: what students and instructors see.
+"""The JupyterLab experience, in a real browser: the nbgrader round trip of a hub's class.
 
-One JupyterLab server (started by the README's launcher, `python -m grader.course.lab`) serves a
-temporary folder laid out like the real ones:
+Two JupyterLab servers (the README's launcher, `python -m grader.course.lab`), as two users of
+one hub sharing one exchange, all in temporary folders:
 
-    student/Face_Recognition.ipynb                 the student notebook, with links to the course files
-    course/                                        an nbgrader course of its own (its gradebook, its exchange)
-    course/source/Face_Recognition/...ipynb        the instructor's solved notebook, with the same links
+    lab/course/                              the instructor's: an nbgrader course of its own (gradebook)
+    lab/course/source/Face_Recognition/      the instructor's solved notebook, with links to the course files
+    home/ana/                                the student's (`--student ana`): what they fetch goes here
+    srv/facerec/                             the hub's shared course files (grader.course.hub, hard links)
+    exchange/                                nbgrader's exchange
 
-Headless Chromium (Debian's, driven by Playwright; no browser download) then goes through the
-steps below in order, in one page, the way a person would: menus, toolbar buttons, dialogs.
-Every step saves a screenshot in test-output/screenshots/ (git-ignored); a failing test also
-leaves FAILED-<test>.png and FAILED-<test>.txt (the page's text) there, and the server's log is
-jupyterlab.log. Nothing in the repository is written: notebooks are copies, the course is a
-temporary one, JupyterLab's settings and workspaces are temporary too.
+Headless Chromium (Debian's, driven by Playwright; no browser download) goes through the steps
+below in order, the way a person would: menus, toolbar buttons, dialogs; the instructor in one
+tab, the student in another. Every step saves a screenshot in test-output/screenshots/
+(git-ignored); a failing test also leaves FAILED-<test>.png and FAILED-<test>.txt (the page's
+text) there, and the servers' logs are jupyterlab.log and jupyterlab-student.log. Nothing in the
+repository is written.
 
 The README's screenshots come from this test's own run:
 
     FACEREC_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser.py
 
-copies the two it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
+copies those it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
 
-About 2.5 minutes on 2 CPU cores (up to 4 on a busy machine): running the solved notebook
-(about 35 s), two validations (about 30 s each) and grading two submissions (about 30 s) each
-run the network on the course photos.
+What takes time (each runs the network): the solved notebook's Run All, grading two example
+submissions, two validations, the student's Run All (it stops at the first unanswered function)
+and one Autograde from the formgrader (which starts the sandbox).
 """
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ DOCS_SHOTS = REPOSITORY / "docs" / "screenshots"
 DOC_SCREENSHOTS = {
     "04-student-validate-success.png": "student-validate.png",
     "06-formgrader-submissions.png": "instructor-formgrader.png",
+    "09-student-fetched.png": "student-fetch.png",
+    "14-formgrader-graded-with-name.png": "instructor-autograde.png",
+    "18-student-feedback.png": "student-feedback.png",
 }
 DOC_SCREENSHOT_MAX_BYTES = 300_000
 
@@ -67,6 +72,11 @@ VIEWPORT = {"width": 1280, "height": 800}
 LINKED = (*COURSE_FILES, "data")
 # Two example submissions to grade: full marks and partial credit.
 GRADED_EXAMPLES = ("solution", "alpha_forgotten")
+HIDDEN_TEXT = ("STRANGERS_TO_BENOIT", "CAMERA_IMPOSTOR", "reference.verify", "def _verify_checks",
+               "triplet_loss_gradient(", "SEED = 20260611")  # as in tests/test_grader_hostile.py
+EXERCISE_POINTS = {"triplet_loss": 8, "verify": 6, "who_is_it": 6}
+STUDENT = "ana"  # the student of the round trip, on the roster as Ana Smith
+ROSTER = f"id,first_name,last_name,email\n{STUDENT},Ana,Smith,ana@example.edu\n"
 
 SERVER_START = 120  # seconds, bounds for the slow steps (2 CPU cores, a busy machine)
 RUN_ALL = 420
@@ -172,12 +182,11 @@ def workspace():
             old.unlink()
     with tempfile.TemporaryDirectory(prefix="fr-browser-") as folder:
         root = Path(folder) / "lab"
-        student = root / "student"
         source = root / "course" / "source" / ASSIGNMENT
-        for path in (student, source):
-            path.mkdir(parents=True)
-        shutil.copyfile(STUDENT_NOTEBOOK, student / NOTEBOOK)
-        link_course_files(student, [name for name in LINKED if name != "grader"])
+        source.mkdir(parents=True)
+        home, exchange = Path(folder) / "home" / STUDENT, Path(folder) / "exchange"
+        home.mkdir(parents=True)
+        exchange.mkdir()
         shutil.copyfile(SOURCE_NOTEBOOK, source / NOTEBOOK)
         link_course_files(source, LINKED)  # the solved notebook's hidden tests import grader
 
@@ -189,21 +198,25 @@ def workspace():
                 (submissions / example.student).mkdir(parents=True)
                 nbformat.write(build(example, student_notebook, solved),
                                submissions / example.student / NOTEBOOK)
+        # the hub's shared course files (hard links to this clone's), as grader.course.hub installs them
+        from grader.course.hub import install
+
+        shared = Path(folder) / "srv" / "facerec"
+        install(shared, hook=False, hardlink=True)
         yield type("Workspace", (), dict(
-            root=root, student=student / NOTEBOOK, solved=source / NOTEBOOK, course=root / "course",
+            root=root, student=home / ASSIGNMENT / NOTEBOOK, home=home, exchange=exchange, shared=shared,
+            solved=source / NOTEBOOK, course=root / "course",
             submissions=submissions, out=Path(folder) / "grades", tmp=Path(folder)))
 
 
-@pytest.fixture(scope="module")
-def lab(workspace):
-    """JupyterLab started by the launcher (stderr to jupyterlab.log), stopped at the end."""
-    settings = workspace.tmp / "jupyterlab"
-    command = [sys.executable, "-m", "grader.course.lab", "--root", str(workspace.root),
-               "--course", str(workspace.course), "--",
+def launch(options: list[str], settings: Path, log_name: str, env: dict | None = None):
+    """JupyterLab started by the launcher (stderr to test-output/screenshots/<log_name>), stopped at the end."""
+    command = [sys.executable, "-m", "grader.course.lab", *options, "--",
                f"--LabApp.user_settings_dir={settings / 'user-settings'}",
                f"--LabApp.workspaces_dir={settings / 'workspaces'}"]
-    log = open(SHOTS / "jupyterlab.log", "w")
-    launcher = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=log, text=True)
+    log = open(SHOTS / log_name, "w")
+    launcher = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=log, text=True,
+                                env=env)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in launcher.stdout], daemon=True).start()
     url, printed, deadline = None, [], time.monotonic() + SERVER_START
@@ -216,7 +229,7 @@ def lab(workspace):
         url = found and found.groups()
     try:
         assert url, f"the launcher printed no URL within {SERVER_START} s:\n{''.join(printed)}" \
-                    f"\n(see {SHOTS / 'jupyterlab.log'})"
+                    f"\n(see {SHOTS / log_name})"
         yield type("Lab", (), dict(url=url[0], port=int(url[1]), token=url[2],
                                    base=f"http://127.0.0.1:{url[1]}", launcher=launcher))
     finally:
@@ -228,6 +241,24 @@ def lab(workspace):
             launcher.kill()
             launcher.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(workspace):
+    """The instructor's JupyterLab: the course, its formgrader, the exchange."""
+    yield from launch(["--root", str(workspace.root), "--course", str(workspace.course),
+                       "--exchange", str(workspace.exchange)], workspace.tmp / "jupyterlab", "jupyterlab.log")
+
+
+@pytest.fixture(scope="module")
+def student_lab(workspace, lab):
+    """The student's JupyterLab, a second server in the student's home on the same exchange; its
+    kernels find the course files in the shared folder (what the hub's path hook does)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(PYTHONPATH=str(workspace.shared), FACEREC_COURSE_FILES=str(workspace.shared),
+                       HOME=str(workspace.home))
+    yield from launch(["--student", STUDENT, "--root", str(workspace.home), "--exchange", str(workspace.exchange)],
+                      workspace.tmp / "jupyterlab-student", "jupyterlab-student.log", environment)
 
 
 @pytest.fixture(scope="module")
@@ -248,13 +279,22 @@ def page(lab, workspace):
             browser.close()
 
 
+@pytest.fixture(scope="module")
+def student_page(page, student_lab):
+    """The student's tab, in the same browser (another server: another origin)."""
+    tab = page.context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    tab.close()
+
+
 @pytest.fixture(autouse=True)
 def diagnose_failure(request):
     """When a test of this module fails, keep a screenshot and the page's text."""
     failed_before = request.session.testsfailed
     yield
     if request.session.testsfailed > failed_before and "page" in request.fixturenames:
-        page = request.getfixturevalue("page")
+        page = request.getfixturevalue("student_page" if "student_page" in request.fixturenames else "page")
         name = re.sub(r"\W+", "_", request.node.name)
         try:
             page.screenshot(path=str(SHOTS / f"FAILED-{name}.png"))
@@ -318,7 +358,7 @@ def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
 
 
 def test_launcher_refuses_a_course_outside_the_folder_it_serves(workspace):
-    done = subprocess.run([sys.executable, "-m", "grader.course.lab", "--root", str(workspace.root / "student"),
+    done = subprocess.run([sys.executable, "-m", "grader.course.lab", "--root", str(workspace.home),
                            "--course", str(workspace.course)],
                           cwd=REPOSITORY, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
@@ -410,56 +450,6 @@ def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, worksp
     assert saved_images == len(images)
 
 
-def test_student_validates_the_unanswered_notebook(lab, page, workspace):
-    notebook = nbformat.read(workspace.student, as_version=4)
-    # the graded test cells students can see: they call the three functions, which only raise
-    # NotImplementedError yet (the hidden ones are empty in the student version and pass)
-    visible_tests = [cell.source for cell in notebook.cells
-                     if cell.metadata.get("nbgrader", {}).get("grade") and "Checks(" in cell.source]
-    assert len(visible_tests) == 4
-
-    panel = open_notebook(page, lab, "student/Face_Recognition.ipynb")
-    started = time.monotonic()
-    result, message = validate(page, panel)
-    print(f"Validate (unanswered): {time.monotonic() - started:.0f} s")
-    shot(page, "03-student-validate-unanswered.png")
-    assert "validation-failed" in result, message
-    failed = page.locator("#validation-message > div.jp-RenderedText pre")
-    sources, errors = failed.all_inner_texts()[0::2], failed.all_inner_texts()[1::2]
-    assert message.count("The following cell failed:") == len(visible_tests)
-    assert [s.strip() for s in sources] == [s.strip() for s in visible_tests]
-    # fr_checks turns each failed check into a score, so nbgrader reports partial credit
-    # (its wording, also for 0 points), not a traceback
-    assert set(errors) == {"Partial credit; passed some but not all of the tests"}, errors
-    close_dialog(page)
-
-
-def test_student_writes_the_answers_and_validates(lab, page, workspace):
-    notebook = nbformat.read(workspace.student, as_version=4)
-    answers = solutions()
-    index = {grade_id(cell): i for i, cell in enumerate(notebook.cells)}
-    panel = page.locator(CURRENT)  # the student notebook, still open
-    for name, answer in answers.items():
-        cell = panel.locator(".jp-Notebook-cell").nth(index[name])
-        cell.scroll_into_view_if_needed()
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Control+a")
-        page.keyboard.insert_text(answer)  # as typed: no auto-indent, no closed brackets
-        page.keyboard.press("Escape")
-    # back to the top, so that the screenshot shows the notebook's title rather than a solution
-    panel.locator(".jp-Notebook-cell").first.click()
-    panel.locator(".jp-Notebook-cell").first.scroll_into_view_if_needed()
-    started = time.monotonic()
-    result, message = validate(page, panel)  # saves the notebook first
-    print(f"Validate (answered): {time.monotonic() - started:.0f} s")
-    shot(page, "04-student-validate-success.png")
-    assert "validation-success" in result, message
-    assert message.strip() == "Success! Your notebook passes all the tests."
-    close_dialog(page)
-    saved = nbformat.read(workspace.student, as_version=4)
-    assert {name: saved.cells[index[name]].source for name in answers} == answers
-
-
 def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, workspace, graded):
     page.goto(f"{lab.base}/lab?reset&token={lab.token}")
     page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
@@ -508,6 +498,197 @@ def test_release_from_formgrader_shows_in_the_assignment_list(lab, page, workspa
     assert "face_recognition" in item.inner_text()
     assert item.get_by_role("button", name="Fetch").is_visible()
     shot(page, "08-assignment-list.png")
+
+
+# ---------------------------------------------------------------- the round trip, two users
+
+def formgrader_action(page, link, success: str, name: str, timeout: float = 60) -> str:
+    """Click a formgrader button (`link`), wait for its success dialog, screenshot, close it."""
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    link.click()
+    modal = formgrader.locator(".modal-dialog")
+    modal.locator(".modal-title").wait_for(timeout=timeout * 1000)
+    text = modal.inner_text()
+    assert success in text, text[-3000:]
+    page.wait_for_timeout(500)  # the modal's fade-in
+    shot(page, name)
+    modal.get_by_role("button", name="OK").click()
+    modal.wait_for(state="detached", timeout=10_000)
+    return text
+
+
+def student_assignment_list(page, lab):
+    page.goto(f"{lab.base}/lab?reset&token={lab.token}")
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    open_from_nbgrader_menu(page, "Assignment List")
+
+
+def test_student_fetches_the_assignment_from_their_own_server(student_lab, student_page, workspace):
+    page = student_page
+    student_assignment_list(page, student_lab)
+    released = page.locator("#released_assignments_list .list_item:not(.nested_list_item)", has_text=ASSIGNMENT)
+    released.wait_for(timeout=30_000)
+    released.get_by_role("button", name="Fetch").click()
+    fetched = page.locator("#fetched_assignments_list .list_item:not(.nested_list_item)", has_text=ASSIGNMENT)
+    fetched.wait_for(timeout=60_000)
+    shot(page, "09-student-fetched.png")
+    # what the student's home got: the notebook and its two helpers, nothing of the course's 256 MB
+    assert sorted(p.name for p in workspace.student.parent.iterdir()) == sorted([NOTEBOOK, "fr_checks.py", "fr_utils.py"])
+
+
+def test_student_validates_the_unanswered_notebook(student_lab, student_page, workspace):
+    page = student_page
+    notebook = nbformat.read(workspace.student, as_version=4)
+    # the graded test cells students can see: they call the three functions, which only raise
+    # NotImplementedError yet (the hidden ones are empty in the student version and pass)
+    visible_tests = [cell.source for cell in notebook.cells
+                     if cell.metadata.get("nbgrader", {}).get("grade") and "Checks(" in cell.source]
+    assert len(visible_tests) == 4
+
+    panel = open_notebook(page, student_lab, f"{ASSIGNMENT}/{NOTEBOOK}")
+    started = time.monotonic()
+    result, message = validate(page, panel)
+    print(f"Validate (unanswered): {time.monotonic() - started:.0f} s")
+    shot(page, "03-student-validate-unanswered.png")
+    assert "validation-failed" in result, message
+    failed = page.locator("#validation-message > div.jp-RenderedText pre")
+    sources, errors = failed.all_inner_texts()[0::2], failed.all_inner_texts()[1::2]
+    assert message.count("The following cell failed:") == len(visible_tests)
+    assert [s.strip() for s in sources] == [s.strip() for s in visible_tests]
+    # fr_checks turns each failed check into a score, so nbgrader reports partial credit
+    # (its wording, also for 0 points), not a traceback
+    assert set(errors) == {"Partial credit; passed some but not all of the tests"}, errors
+    close_dialog(page)
+
+
+def test_student_runs_all_cells_of_the_fetched_copy(student_lab, student_page, workspace):
+    """Run All on the unanswered notebook: the walkthrough runs from the shared course files and
+    stops at the first call of an unanswered function."""
+    page = student_page
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+    started = time.monotonic()
+    page.wait_for_function(
+        """selector => ![...document.querySelectorAll(selector)].some(p => p.textContent.includes('*'))""",
+        arg=f"{CURRENT} .jp-CodeCell .jp-InputPrompt", timeout=RUN_ALL * 1000, polling=1000)
+    print(f"Run All (student, unanswered): {time.monotonic() - started:.0f} s")
+    shot(page, "10-student-run-all.png")
+    counts = prompts(page)
+    ran = [text for text in counts if re.fullmatch(r"\[\d+\]:", text)]
+    assert len(ran) >= 10, counts
+    text = "\n".join(page.locator(f"{CURRENT} .jp-OutputArea-output").all_text_contents())
+    assert "NotImplementedError" in text
+    # fr_utils linked the course folders from the shared one (on Validate, the first run here)
+    for name in ("images", "keras-facenet-h5"):
+        assert (workspace.home / ASSIGNMENT / name).resolve() == (workspace.shared / name).resolve()
+
+
+def test_student_writes_the_answers_and_validates(student_lab, student_page, workspace):
+    page = student_page
+    notebook = nbformat.read(workspace.student, as_version=4)
+    answers = solutions()
+    index = {grade_id(cell): i for i, cell in enumerate(notebook.cells)}
+    panel = page.locator(CURRENT)  # the student notebook, still open
+    for name, answer in answers.items():
+        cell = panel.locator(".jp-Notebook-cell").nth(index[name])
+        cell.scroll_into_view_if_needed()
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(answer)  # as typed: no auto-indent, no closed brackets
+        page.keyboard.press("Escape")
+    # back to the top, so that the screenshot shows the notebook's title rather than a solution
+    panel.locator(".jp-Notebook-cell").first.click()
+    panel.locator(".jp-Notebook-cell").first.scroll_into_view_if_needed()
+    started = time.monotonic()
+    result, message = validate(page, panel)  # saves the notebook first
+    print(f"Validate (answered): {time.monotonic() - started:.0f} s")
+    shot(page, "04-student-validate-success.png")
+    assert "validation-success" in result, message
+    assert message.strip() == "Success! Your notebook passes all the tests."
+    close_dialog(page)
+    saved = nbformat.read(workspace.student, as_version=4)
+    assert {name: saved.cells[index[name]].source for name in answers} == answers
+
+
+def test_student_submits(student_lab, student_page, workspace):
+    page = student_page
+    student_assignment_list(page, student_lab)
+    fetched = page.locator("#fetched_assignments_list .list_item:not(.nested_list_item)", has_text=ASSIGNMENT)
+    fetched.get_by_role("button", name="Submit").click()
+    submitted = page.locator("#submitted_assignments_list .list_item:not(.nested_list_item)", has_text=ASSIGNMENT)
+    submitted.wait_for(timeout=60_000)
+    shot(page, "11-student-submitted.png")
+    inbound = list((workspace.exchange / "face_recognition" / "inbound").glob(f"{STUDENT}+{ASSIGNMENT}+*"))
+    assert len(inbound) == 1
+
+
+def test_instructor_collects_and_autogrades_in_the_formgrader(lab, page, workspace, graded):
+    from grader.grading import roster
+
+    (workspace.tmp / "roster.csv").write_text(ROSTER)
+    roster.import_roster(workspace.tmp / "roster.csv", workspace.course)  # the README's roster step
+    page.goto(f"{lab.base}/lab?reset&token={lab.token}")
+    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    page.keyboard.press("Control+b")  # hide the file browser: a wider formgrader
+    open_from_nbgrader_menu(page, "Formgrader")
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    row = formgrader.locator("#main-table tr", has_text=ASSIGNMENT)
+    row.wait_for(timeout=30_000)
+    formgrader_action(page, row.locator("td.collect a"), f"Successfully collected submissions of '{ASSIGNMENT}'.",
+                      "12-formgrader-collected.png")
+    row.locator("td.num-submissions a").click()
+    formgrader.get_by_role("heading", name="Manage Submissions").wait_for()
+    student = formgrader.locator("#main-table tr", has=formgrader.locator("td", has_text=re.compile(f"^{STUDENT}$")))
+    student.wait_for(timeout=30_000)
+    started = time.monotonic()
+    text = formgrader_action(page, student.locator("td.autograde a"),
+                             f"Successfully autograded '{ASSIGNMENT}' for student '{STUDENT}'.",
+                             "13-formgrader-autograded.png", timeout=GRADING)
+    print(f"Autograde from the formgrader: {time.monotonic() - started:.0f} s")
+    assert "python -m grader.grade" in text and "Sandbox ready" in text  # the grader's sandbox
+    student.locator("td.score").filter(has_text="/").wait_for(timeout=30_000)
+    cells = [value.strip() for value in student.locator("td").all_inner_texts()]
+    assert (cells[0], cells[1], cells[3], cells[4]) == ("Smith, Ana", STUDENT, "graded", "20 / 20"), cells
+    student.scroll_into_view_if_needed()
+    shot(page, "14-formgrader-graded-with-name.png")
+
+
+def test_instructor_generates_and_releases_the_feedback(lab, page, workspace):
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    student = formgrader.locator("#main-table tr", has=formgrader.locator("td", has_text=re.compile(f"^{STUDENT}$")))
+    formgrader_action(page, student.locator("td.generate-feedback a"),
+                      f"Successfully generated feedback for '{ASSIGNMENT}' for student '{STUDENT}'.",
+                      "15-formgrader-feedback-generated.png")
+    student.locator("td.release-feedback a").wait_for()
+    formgrader_action(page, student.locator("td.release-feedback a"),
+                      f"Successfully released feedback for '{ASSIGNMENT}' for student '{STUDENT}'.",
+                      "16-formgrader-feedback-released.png")
+
+
+def test_student_fetches_the_feedback_and_sees_each_exercises_points(student_lab, student_page, workspace):
+    import urllib.parse
+
+    page = student_page
+    student_assignment_list(page, student_lab)
+    submitted = page.locator("#submitted_assignments_list .list_item:not(.nested_list_item)", has_text=ASSIGNMENT)
+    submitted.get_by_role("button", name="Fetch Feedback").click()
+    submitted.get_by_text("(view feedback)").wait_for(timeout=60_000)
+    shot(page, "17-student-feedback-fetched.png")
+    files = list((workspace.home / ASSIGNMENT / "feedback").glob(f"*/{ASSIGNMENT}.html"))
+    assert len(files) == 1
+    html = files[0].read_text(encoding="utf-8")
+    for secret in HIDDEN_TEXT:
+        assert secret not in html, secret
+    relative = urllib.parse.quote(str(files[0].relative_to(workspace.home)))
+    page.goto(f"{student_lab.base}/files/{relative}?token={student_lab.token}")
+    text = page.locator("body").inner_text()
+    assert re.search(r"Face_Recognition \(Score: 20\.0 / 20\.0\)", text), text[:2000]
+    shown = re.findall(r"Grade cell:\s*(\w+)\s*Score:\s*([\d.]+)\s*/\s*([\d.]+)", text)
+    for exercise, points in EXERCISE_POINTS.items():
+        cells = [(float(s), float(m)) for name, s, m in shown if name.startswith(exercise + "_")]
+        assert cells and sum(s for s, _ in cells) == sum(m for _, m in cells) == points, (exercise, cells)
+    page.get_by_text("Grade cell: verify_test_visible").first.scroll_into_view_if_needed()
+    shot(page, "18-student-feedback.png")
 
 
 def test_readme_screenshots_come_from_this_run():

@@ -1,6 +1,7 @@
 """Start JupyterLab on this folder, with nbgrader's JupyterLab tools set up for the course.
 
     python -m grader.course.lab [--root DIR] [--course DIR] [--exchange DIR] [--port N] [-- LAB OPTIONS]
+    python -m grader.course.lab --student ID --root HOME --exchange DIR [--port N] [-- LAB OPTIONS]
 
 It serves on 127.0.0.1 only, on a free port (or --port), behind a fresh random token, and prints
 the address to open once the server answers. Ctrl-C (or SIGTERM) stops it and its kernels.
@@ -12,11 +13,15 @@ the address to open once the server answers. Ctrl-C (or SIGTERM) stops it and it
 --exchange DIR  nbgrader's exchange, where released assignments wait for students in the
                 "Assignments" tab (default: <course>/.work/exchange, ignored by git)
 --port N        default: a free port chosen at random
+--student ID    a student's server instead (a hub's student, on one machine): no course and no
+                formgrader; the Assignment List fetches from and submits to --exchange as student
+                ID (nbgrader's student id, whatever the account's user name is)
 
 nbgrader's extensions read their settings from `nbgrader_config.py` files on Jupyter's config
 path, not from the server's command line. So this writes one into a temporary folder, puts that
 folder first on JUPYTER_CONFIG_PATH for the server only, and removes it when the server stops.
-That file loads the course's own nbgrader_config.py (grader/'s when the course has none), then
+The formgrader's Autograde button grades in the grader's sandbox (grader/course/formgrader.py,
+a server extension this enables). That file loads the course's own nbgrader_config.py (grader/'s when the course has none), then
 sets the course folder and the exchange. The same folder holds two JupyterLab defaults for this
 server (no news feed, no update check: nothing is fetched from the internet, and no question
 pops up over the notebook). The stock `nbgrader` commands, `python -m grader.grade` and the
@@ -41,6 +46,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from grader.course.hub import NBGRADER_IGNORE
 from grader.grading.pipeline import GRADER, REPOSITORY
 
 # nbgrader's server extensions: the assignment list ("Assignments" tab), the notebook toolbar's
@@ -52,6 +58,9 @@ NBGRADER_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
 )
+# Ours: the formgrader's Autograde button runs `python -m grader.grade` (the grader's sandbox)
+# instead of stock nbgrader's unsandboxed kernel (grader/course/formgrader.py).
+COURSE_SERVER_EXTENSIONS = ("grader.course.formgrader",)
 DEFAULT_COURSE_ID = "face_recognition"
 # JupyterLab defaults for this server (a user's own settings still win): never ask about, nor
 # fetch, Jupyter's news feed; the question would sit over the notebook on first start.
@@ -72,6 +81,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def student_config(student: str, exchange: Path) -> str:
+    """The nbgrader_config.py of a student's server: the course's id, the exchange, who submits."""
+    return "\n".join([
+        "# Written by grader/course/lab.py for one student's JupyterLab server; removed when it stops.",
+        "c = get_config()  # noqa: F821",
+        f"c.CourseDirectory.course_id = {DEFAULT_COURSE_ID!r}",
+        f"c.CourseDirectory.student_id = {student!r}",
+        f"c.Exchange.root = {str(exchange)!r}",
+        "c.Execute.timeout = 300  # Validate: the first cells load TensorFlow and the network",
+        "# Submit leaves out the links to the shared course files (grader/course/hub.py)",
+        f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}",
+        "",
+    ])
+
+
 def nbgrader_config(course: Path, exchange: Path) -> str:
     """The text of the nbgrader_config.py that nbgrader's extensions read."""
     own = course / "nbgrader_config.py"
@@ -88,10 +112,15 @@ def nbgrader_config(course: Path, exchange: Path) -> str:
     ])
 
 
-def lab_command(root: Path, port: int, token: str, extra: list[str]) -> list[str]:
-    extensions = "{" + ", ".join(f"'{name}': True" for name in NBGRADER_SERVER_EXTENSIONS) + "}"
+def lab_command(root: Path, port: int, token: str, extra: list[str], student: str | None = None) -> list[str]:
+    names = ([name for name in NBGRADER_SERVER_EXTENSIONS if not name.endswith(".formgrader")] if student
+             else [*NBGRADER_SERVER_EXTENSIONS, *COURSE_SERVER_EXTENSIONS])
+    extensions = "{" + ", ".join(f"'{name}': True" for name in names) + "}"
+    # `python -m jupyterlab`, with the repository importable by the server (for our extension)
+    # and not by its kernels (the hidden tests live in grader/)
+    start = f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); from jupyterlab.labapp import main; sys.exit(main())"
     return [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-c", start,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -168,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exchange", type=Path, default=None,
                         help="nbgrader exchange folder (default: <course>/.work/exchange)")
     parser.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    parser.add_argument("--student", metavar="ID", default=None,
+                        help="a student's server: no course, no formgrader; submits as ID to --exchange")
     args = parser.parse_args(argv)
+    if args.student and not args.exchange:
+        parser.error("--student needs --exchange (the instructor's)")
 
     root, course = args.root.resolve(), args.course.resolve()
     exchange = (args.exchange or course / ".work" / "exchange").resolve()
@@ -176,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--root {root} is not a folder")
     if not course.is_dir():
         parser.error(f"--course {course} is not a folder")
-    if not course.is_relative_to(root):
+    if not course.is_relative_to(root) and not args.student:
         parser.error(f"the course {course} is not inside {root}: nbgrader's formgrader only "
                      "works with a course inside the folder JupyterLab shows")
     exchange.mkdir(parents=True, exist_ok=True)
@@ -184,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_hex(24)
 
     config_dir = Path(tempfile.mkdtemp(prefix="fr-lab-config-"))
-    (config_dir / "nbgrader_config.py").write_text(nbgrader_config(course, exchange), encoding="utf-8")
+    (config_dir / "nbgrader_config.py").write_text(
+        student_config(args.student, exchange) if args.student else nbgrader_config(course, exchange), encoding="utf-8")
     (config_dir / "labconfig").mkdir()
     (config_dir / "labconfig" / "default_setting_overrides.json").write_text(
         json.dumps(LAB_SETTING_DEFAULTS, indent=2), encoding="utf-8")
@@ -200,13 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A session of its own: Ctrl-C reaches the launcher only, which stops the server without
         # JupyterLab's "Shutdown this Jupyter server (y/[n])?" question.
-        server = subprocess.Popen(lab_command(root, port, token, extra), cwd=root, env=env,
+        server = subprocess.Popen(lab_command(root, port, token, extra, args.student), cwd=root, env=env,
                                   start_new_session=True, preexec_fn=_die_with_parent)
         wait_until_ready(server, port, token)
         print(f"\nJupyterLab is ready: http://127.0.0.1:{port}/lab?token={token}\n"
               f"  folder    {root}\n"
-              f"  course    {course} (menu Nbgrader > Formgrader)\n"
-              f"  exchange  {exchange} (menu Nbgrader > Assignment List)\n"
+              + (f"  student   {args.student} (no course, no formgrader)\n" if args.student else
+                 f"  course    {course} (menu Nbgrader > Formgrader)\n")
+              + f"  exchange  {exchange} (menu Nbgrader > Assignment List)\n"
               "Stop it with Ctrl-C.\n", flush=True)
         server.wait()
         return server.returncode or 0
