@@ -16,7 +16,7 @@ grade: setup
 
 test: setup
 	@bash scripts/system-deps.sh
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 setup:
 	@bash scripts/setup.sh

@@ -35,9 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-os.environ.setdefault("MPLBACKEND", "Agg")
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 # What a kernel's environment holds: nothing of the grader's (database URLs, tokens).
 KERNEL_ENVIRONMENT = {
@@ -305,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=Path, action="append", default=[],
                         help="a folder kernels must not see (the course, the submissions, the output)")
     args = parser.parse_args(argv)
+    # Set here, in the zygote's own process, not when the module is imported: a process that only
+    # imports a name from this module (a test, the grading command) keeps its environment.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("MPLBACKEND", "Agg")
     started = time.perf_counter()
     from grader.sandbox import isolation
 
