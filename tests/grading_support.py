@@ -167,3 +167,25 @@ def cluster(workers: int = 2):
         _cluster.warming = [client.submit(warm_up, workers=[address], pure=False, key=f"warm-up-{address}")
                             for address in client.scheduler_info()["workers"]]
     return _cluster
+
+
+# ---------------------------------------------------------------- small mixed batches
+
+
+def mixed_batch(name: str, examples: tuple[str, ...], hostile: tuple[str, ...]) -> Path:
+    """A submissions folder of these example and hostile submissions (regenerated from the source)."""
+    from grader.course.hostile import write_corpus
+    from grader.course.make_examples import write_examples
+
+    root = folder(name)
+    submissions = root / "submissions"
+    write_corpus(submissions, list(hostile))
+    write_examples(root / "examples")
+    for student in examples:
+        shutil.copytree(root / "examples" / student, submissions / student)
+    return submissions
+
+
+def grades(course, results) -> dict:
+    """Per student: status, the score of every graded cell (from the gradebook) and the notes."""
+    return {r.student: (r.status, course.scores(r.student), tuple(r.notes)) for r in results}

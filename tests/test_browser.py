@@ -462,7 +462,8 @@ def test_solved_notebook_runs_all_cells_with_outputs_and_plots(lab, page, worksp
     assert saved_images == len(images)
 
 
-def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, workspace, graded):
+def open_formgrader(page, lab):
+    """A fresh JupyterLab page with the formgrader open, and the formgrader's row of the assignment."""
     page.goto(f"{lab.base}/lab?reset&token={lab.token}")
     page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
     page.keyboard.press("Control+b")  # hide the file browser: a wider formgrader
@@ -470,6 +471,11 @@ def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, works
     formgrader = page.frame_locator("#formgrader-iframe iframe")
     row = formgrader.locator("#main-table tr", has_text=ASSIGNMENT)
     row.wait_for(timeout=30_000)
+    return formgrader, row
+
+
+def test_formgrader_shows_the_assignment_and_graded_submissions(lab, page, workspace, graded):
+    formgrader, row = open_formgrader(page, lab)
     assert row.locator("td.name").inner_text().strip() == ASSIGNMENT
     assert row.locator("td.num-submissions").inner_text().strip() == str(len(graded))
     row.scroll_into_view_if_needed()
@@ -639,13 +645,7 @@ def test_instructor_collects_and_autogrades_in_the_formgrader(lab, page, workspa
 
     (workspace.tmp / "roster.csv").write_text(ROSTER)
     roster.import_roster(workspace.tmp / "roster.csv", workspace.course)  # the README's roster step
-    page.goto(f"{lab.base}/lab?reset&token={lab.token}")
-    page.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
-    page.keyboard.press("Control+b")  # hide the file browser: a wider formgrader
-    open_from_nbgrader_menu(page, "Formgrader")
-    formgrader = page.frame_locator("#formgrader-iframe iframe")
-    row = formgrader.locator("#main-table tr", has_text=ASSIGNMENT)
-    row.wait_for(timeout=30_000)
+    formgrader, row = open_formgrader(page, lab)
     formgrader_action(page, row.locator("td.collect a"), f"Successfully collected submissions of '{ASSIGNMENT}'.",
                       "12-formgrader-collected.png")
     row.locator("td.num-submissions a").click()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-import shutil
 import signal
 import time
 
 import pytest
 
 import grading_support as support
-from grader.course.hostile import write_corpus
-from grader.course.make_examples import EXAMPLES, write_examples
+from grader.course.make_examples import EXAMPLES
 from grader.grading.pipeline import ASSIGNMENT, Course
 
 EXAMPLE_NAMES = ("solution",)
@@ -24,19 +22,10 @@ HOSTILE_NAMES = ("os_exit", "not_json")
 
 @pytest.fixture(scope="module")
 def submissions():
-    root = support.folder("cluster")
-    folder = root / "submissions"
-    write_corpus(folder, list(HOSTILE_NAMES))
-    examples = root / "examples"
-    write_examples(examples)
-    for name in EXAMPLE_NAMES:
-        shutil.copytree(examples / name, folder / name)
-    return folder
+    return support.mixed_batch("cluster", EXAMPLE_NAMES, HOSTILE_NAMES)
 
 
-def grades(course: Course, results) -> dict:
-    """Per student: status, the score of every graded cell (from the gradebook), the notes."""
-    return {r.student: (r.status, course.scores(r.student), tuple(r.notes)) for r in results}
+grades = support.grades
 
 
 @pytest.fixture(scope="module")

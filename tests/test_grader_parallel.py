@@ -18,9 +18,8 @@ import time
 import pytest
 
 import grading_support as support
-from grader.course.hostile import write_corpus
-from grader.course.make_examples import EXAMPLES, write_examples
-from grader.grading.pipeline import ASSIGNMENT, NOTEBOOK, REPOSITORY, Course
+from grader.course.make_examples import EXAMPLES
+from grader.grading.pipeline import ASSIGNMENT, REPOSITORY, Course
 
 EXAMPLE_NAMES = ("solution", "alpha_forgotten")
 HOSTILE_NAMES = ("os_exit", "not_json")
@@ -29,19 +28,10 @@ EXPECTED = {e.student: e.expected() for e in EXAMPLES if e.student in EXAMPLE_NA
 
 @pytest.fixture(scope="module")
 def submissions():
-    root = support.folder("parallel")
-    folder = root / "submissions"
-    write_corpus(folder, list(HOSTILE_NAMES))
-    examples = root / "examples"
-    write_examples(examples)
-    for name in EXAMPLE_NAMES:
-        shutil.copytree(examples / name, folder / name)
-    return folder
+    return support.mixed_batch("parallel", EXAMPLE_NAMES, HOSTILE_NAMES)
 
 
-def grades(course: Course, results) -> dict:
-    """Per student: status, the score of every graded cell (from the gradebook) and the notes."""
-    return {r.student: (r.status, course.scores(r.student), tuple(r.notes)) for r in results}
+grades = support.grades
 
 
 @pytest.fixture(scope="module")
