@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from grader.grade import summary
-from grader.grading.pipeline import (COURSE_FILES, GRADER, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
+from grader.grading.pipeline import (ASSIGNMENT, COURSE_FILES, GRADER, NOTEBOOK, REPOSITORY, GradingError, LinkCourseFiles,
                              StudentResult, UnlinkCourseFiles, find_submissions)
 
 
@@ -150,6 +150,27 @@ def test_cells_after_the_last_test_cell_and_going_further_cells_are_not_run():
     assert "from the going further section" not in "".join(c.source for c in nb.cells)
     source = nbformat.read(SOURCE_NOTEBOOK, as_version=4)
     assert nbformat.validate(nb) is None and len(nb.cells) < len(source.cells)
+
+
+def test_a_test_cell_tagged_to_be_skipped_runs_in_the_stock_flow(tmp_path):
+    """nbgrader's Execute skips a cell tagged `skip-execution`: the course's OverwriteCells (a
+    sanitize step of the stock `nbgrader autograde`) takes the tags off nbgrader's cells, so a
+    student cannot make the tests pass unrun; their own cells keep theirs."""
+    from nbgrader.preprocessors import Execute
+
+    from grader.grading.pipeline import Course, OverwriteCells
+
+    course = Course(tmp_path / "course")
+    course.release()
+    student = nbformat.read(REPOSITORY / NOTEBOOK, as_version=4)
+    skip = Execute().skip_cells_with_tag
+    for cell in student.cells:
+        cell.metadata["tags"] = [skip]
+    resources = {"nbgrader": {"db_url": course.db_url, "assignment": ASSIGNMENT, "notebook": "Face_Recognition"}}
+    nb, _ = OverwriteCells().preprocess(student, resources)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(graded) >= 6 and not [c for c in nb.cells if "nbgrader" in c.metadata and c.metadata.get("tags")]
+    assert [c for c in nb.cells if "nbgrader" not in c.metadata and c.metadata.get("tags") == [skip]]
 
 
 def test_a_notebook_with_nothing_after_its_tests_is_left_alone():

@@ -35,7 +35,7 @@ import pytest
 from grader.course.hub import HOOK_NAME, SHARED, install, size
 from grader.course.lab import nbgrader_config
 from grader.course.make_examples import solutions
-from grader.grading.pipeline import ASSIGNMENT, EXERCISES, NOTEBOOK, REPOSITORY, Course
+from grader.grading.pipeline import GOING_FURTHER_TAG, ASSIGNMENT, EXERCISES, NOTEBOOK, REPOSITORY, Course
 
 BIN = Path(sys.executable).parent
 COURSE_ID = "face_recognition"
@@ -104,6 +104,35 @@ def test_the_path_hook_gives_python_the_course_library_and_folder(hub):
              "print(os.path.dirname(os.path.dirname(facerec.__file__))); print(os.environ['FACEREC_COURSE_FILES'])")
     done = run([sys.executable, "-c", probe, str(hub.hook.parent)], cwd=hub.student, home=hub.student)
     assert done.stdout.split() == [str(hub.shared), str(hub.shared)]
+
+
+def test_students_settings_skip_the_going_further_cells_in_validate(hub):
+    """The README's `hub student-config` settings, read as a student's server reads them: Validate
+    (nbgrader's Execute) skips the cells tagged going-further, and no cell of nbgrader's carries
+    that tag in the fetched notebook; Submit leaves out the linked course folders."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    done = run([sys.executable, "-m", "grader.course.hub", "student-config", str(hub.exchange)],
+               cwd=REPOSITORY, home=hub.student)
+    settings = hub.root / "student-settings"
+    settings.mkdir(exist_ok=True)
+    (settings / "nbgrader_config.py").write_text(done.stdout, encoding="utf-8")
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(settings)).load_config()
+    assert config.Exchange.root == str(hub.exchange)
+    assert {"images", "keras-facenet-h5", "data", "dlib-resnet-h5"} <= set(config.CourseDirectory.ignore)
+
+    from nbgrader.preprocessors import Execute
+
+    execute = Execute(config=config)
+    assert execute.skip_cells_with_tag == GOING_FURTHER_TAG
+    cells = nbformat.read(hub.fetched / NOTEBOOK, as_version=4).cells
+    tagged = [c for c in cells if execute.skip_cells_with_tag in c.metadata.get("tags", [])]
+    assert len(tagged) >= 10 and not [c for c in tagged if "nbgrader" in c.metadata]
+    # the grader's own settings never skip a tagged cell: a student could tag a test cell
+    grader = PyFileConfigLoader("nbgrader_config.py", path=str(REPOSITORY / "grader")).load_config()
+    assert Execute(config=grader).skip_cells_with_tag != GOING_FURTHER_TAG
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    assert "python -m grader.course.hub student-config /srv/nbgrader/exchange | sudo tee /etc/jupyter/" in readme
 
 
 def with_answers(path: Path) -> None:

@@ -32,12 +32,13 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from grader.grading.pipeline import REPOSITORY
+from grader.grading.pipeline import GOING_FURTHER_TAG, REPOSITORY
 
 # What a running notebook needs beside it, as paths in the clone (and in the shared folder).
 SHARED = ("facerec", "fr_utils.py", "fr_checks.py", "inception_blocks_v2.py", "images", "keras-facenet-h5",
           "dlib-resnet-h5", "data/lfw", "data/cache")
 HOOK_NAME = "facerec-course.pth"
+COURSE_ID = "face_recognition"  # grader/nbgrader_config.py's
 # What fr_utils links into a student's notebook folder (fr_utils.COURSE_FOLDERS). nbgrader's submit
 # copies a folder's links as the files they point to (256 MB): every student's nbgrader settings
 # must leave them out, with nbgrader's own default ignores.
@@ -115,6 +116,26 @@ def size(path: Path) -> int:
                                                                           if os.path.islink(os.path.join(folder, d))])
 
 
+def student_config(exchange: Path | str, student: str | None = None) -> str:
+    """Every student's nbgrader settings on the hub (/etc/jupyter/nbgrader_config.py): the course's
+    id and exchange, Submit leaving out the linked course folders, and Validate skipping the cells
+    tagged going-further. `student` is set on a hub by the user's name."""
+    return "\n".join([
+        "# Students' nbgrader settings for the Face Recognition course (python -m grader.course.hub student-config)",
+        "c = get_config()  # noqa: F821",
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}",
+        *([f"c.CourseDirectory.student_id = {student!r}"] if student else []),
+        f"c.Exchange.root = {str(exchange)!r}",
+        "c.Execute.timeout = 300  # Validate: the first cells load TensorFlow and the network",
+        "# Submit leaves out the links to the shared course files (fr_utils makes them: 256 MB)",
+        f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}",
+        "# Validate does not run the ungraded Going-further cells (about 35 s of LFW photos): they",
+        "# cannot change a test's result. (Never in the grader's settings: a tag is the student's to set.)",
+        f"c.Execute.skip_cells_with_tag = {GOING_FURTHER_TAG!r}",
+        "",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.course.hub", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,7 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="where the path hook goes (default: this Python's site-packages)")
     setup.add_argument("--no-hook", action="store_true", help="do not write the path hook")
     setup.add_argument("--hardlink", action="store_true", help="link the clone's files instead of copying them")
+    settings = commands.add_parser("student-config", help="print every student's nbgrader settings "
+                                   "(for /etc/jupyter/nbgrader_config.py)")
+    settings.add_argument("exchange", type=Path, help="nbgrader's exchange folder, e.g. /srv/nbgrader/exchange")
     args = parser.parse_args(argv)
+    if args.command == "student-config":
+        print(student_config(args.exchange), end="")
+        return 0
     try:
         hook = install(args.target, site_packages=args.site_packages, hook=not args.no_hook, hardlink=args.hardlink)
     except HubError as error:

@@ -46,7 +46,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from grader.course.hub import NBGRADER_IGNORE
+from grader.course.hub import student_config as hub_student_config
 from grader.grading.pipeline import GRADER, REPOSITORY
 
 # nbgrader's server extensions: the assignment list ("Assignments" tab), the notebook toolbar's
@@ -82,18 +82,9 @@ def free_port() -> int:
 
 
 def student_config(student: str, exchange: Path) -> str:
-    """The nbgrader_config.py of a student's server: the course's id, the exchange, who submits."""
-    return "\n".join([
-        "# Written by grader/course/lab.py for one student's JupyterLab server; removed when it stops.",
-        "c = get_config()  # noqa: F821",
-        f"c.CourseDirectory.course_id = {DEFAULT_COURSE_ID!r}",
-        f"c.CourseDirectory.student_id = {student!r}",
-        f"c.Exchange.root = {str(exchange)!r}",
-        "c.Execute.timeout = 300  # Validate: the first cells load TensorFlow and the network",
-        "# Submit leaves out the links to the shared course files (grader/course/hub.py)",
-        f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}",
-        "",
-    ])
+    """The nbgrader_config.py of a student's server: the hub's students' settings, and who submits."""
+    return "# Written by grader/course/lab.py for one student's JupyterLab server; removed when it stops.\n" + \
+        hub_student_config(exchange, student)
 
 
 def nbgrader_config(course: Path, exchange: Path) -> str:

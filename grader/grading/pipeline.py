@@ -139,7 +139,17 @@ class OverwriteCells(_NbgraderOverwriteCells):
     unknown id and then, when it puts back deleted cells (`add_missing_cells`), fails on the
     id-less metadata it left ("KeyError: 'grade_id'"), and the whole submission is not graded.
     Such a cell is an ordinary cell of the student's: its leftover nbgrader metadata goes.
+
+    It also removes the tags of nbgrader's cells (the released ones have none): nbgrader's Execute
+    skips a cell tagged `skip-execution`, so a student who tags the test cells would otherwise see
+    them pass, unrun, in the stock `nbgrader autograde`. (The grader's sandbox runs every cell.)
     """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if "nbgrader" in cell.metadata:
+            cell.metadata.pop("tags", None)
+        return cell, resources
 
     def add_missing_grade_cells(self, nb, resources):
         self._forget_unknown_cells(nb)
