@@ -23,8 +23,9 @@ The README's screenshots come from this test's own run:
 copies those it shows into docs/screenshots/ (see DOC_SCREENSHOTS).
 
 What takes time (each runs the network): the solved notebook's Run All, grading two example
-submissions, two validations, the student's Run All (it stops at the first unanswered function)
-and one Autograde from the formgrader (which starts the sandbox).
+submissions, two validations (up to the Going-further cells, which Validate skips), the student's
+Run All (it stops at the first unanswered function) and one Autograde from the formgrader (which
+starts the sandbox). Alone on the 2-core machine: 248 s (2026-11-30).
 """
 from __future__ import annotations
 
@@ -344,7 +345,8 @@ def test_launcher_serves_jupyterlab_with_nbgrader_on_localhost_behind_a_token(la
 
 def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
     """The nbgrader_config.py the launcher writes: the course's own settings (the 5-minute cell
-    timeout that Validate needs too; nbgrader's default is 30 s), then this course and exchange."""
+    timeout that Validate needs too; nbgrader's default is 30 s), then this course and exchange,
+    and Validate skipping the Going-further cells."""
     from traitlets.config.loader import PyFileConfigLoader
 
     from grader.course.lab import nbgrader_config
@@ -355,6 +357,7 @@ def test_launcher_gives_nbgrader_the_course_settings(workspace, tmp_path):
     assert config.CourseDirectory.course_id == "face_recognition"
     assert config.Exchange.root == str(tmp_path / "exchange")
     assert config.Execute.timeout == 300
+    assert config.Execute.skip_cells_with_tag == "going-further"  # Validate skips the ungraded cells
 
 
 def test_launcher_refuses_a_course_outside_the_folder_it_serves(workspace):

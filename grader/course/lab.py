@@ -47,7 +47,7 @@ import urllib.request
 from pathlib import Path
 
 from grader.course.hub import student_config as hub_student_config
-from grader.grading.pipeline import GRADER, REPOSITORY
+from grader.grading.pipeline import GOING_FURTHER_TAG, GRADER, REPOSITORY
 
 # nbgrader's server extensions: the assignment list ("Assignments" tab), the notebook toolbar's
 # Validate button, the formgrader and the course list. Enabled explicitly, whatever the
@@ -99,6 +99,8 @@ def nbgrader_config(course: Path, exchange: Path) -> str:
         "if not c.CourseDirectory.get('course_id'):",
         f"    c.CourseDirectory.course_id = {DEFAULT_COURSE_ID!r}",
         f"c.Exchange.root = {str(exchange)!r}",
+        "# Validate skips the ungraded Going-further cells, as on a hub (grader.course.hub.student_config)",
+        f"c.Execute.skip_cells_with_tag = {GOING_FURTHER_TAG!r}",
         "",
     ])
 
