@@ -100,7 +100,7 @@ def course_encodings(course_photos, encoding_model, detector) -> dict[str, np.nd
 LONG_FILES = {
     "test_browser.py": 250, "test_grader_hostile.py": 240, "test_notebook.py": 200, "test_grader_parallel.py": 180,
     "test_lms.py": 150, "test_hub.py": 120, "test_grading.py": 100, "test_grader_cluster.py": 90,
-    "test_bench_smoke.py": 70, "test_going_further.py": 60, "test_triplet_training.py": 40,
+    "test_bench_smoke.py": 35, "test_going_further.py": 60, "test_triplet_training.py": 40,
 }
 
 
