@@ -95,12 +95,13 @@ def course_encodings(course_photos, encoding_model, detector) -> dict[str, np.nd
 
 # `make test` runs the files on two workers (pytest-xdist, --dist loadfile: each file's tests stay
 # in one process, so its module fixtures are built once). A worker takes the next file when it is
-# done with one, so the long files go first; the rest keep their usual order. Seconds measured
-# in a serial CI run on 2 vCPUs (2026-11-30); only the order matters.
+# done with one, so the long files go first; the rest keep their usual order. Seconds: each
+# file's tests summed in the clean-clone CI rehearsal of 2026-11-30 (two processes, so each figure
+# includes the other process's load); only the order matters.
 LONG_FILES = {
-    "test_browser.py": 250, "test_grader_hostile.py": 240, "test_notebook.py": 200, "test_grader_parallel.py": 180,
-    "test_lms.py": 150, "test_hub.py": 120, "test_grading.py": 100, "test_grader_cluster.py": 90,
-    "test_bench_smoke.py": 35, "test_going_further.py": 60, "test_triplet_training.py": 40,
+    "test_browser.py": 375, "test_grader_hostile.py": 375, "test_grader_parallel.py": 241, "test_hub.py": 201,
+    "test_lms.py": 186, "test_grading.py": 171, "test_grader_cluster.py": 94, "test_going_further.py": 90,
+    "test_bench_smoke.py": 71, "test_notebook.py": 60, "test_roster.py": 45, "test_triplet_training.py": 34,
 }
 
 
