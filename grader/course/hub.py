@@ -130,7 +130,7 @@ def student_config(exchange: Path | str, student: str | None = None) -> str:
         "# Submit leaves out the links to the shared course files (fr_utils makes them: 256 MB)",
         f"c.CourseDirectory.ignore = {NBGRADER_IGNORE!r}",
         "# Validate does not run the ungraded Going-further cells (about 35 s of LFW photos): they",
-        "# cannot change a test's result. (Never in the grader's settings: a tag is the student's to set.)",
+        "# cannot change a test's result. (Grading drops them itself and runs every test cell.)",
         f"c.Execute.skip_cells_with_tag = {GOING_FURTHER_TAG!r}",
         "",
     ])

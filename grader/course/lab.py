@@ -46,6 +46,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from grader.course.hub import COURSE_ID
 from grader.course.hub import student_config as hub_student_config
 from grader.grading.pipeline import GOING_FURTHER_TAG, GRADER, REPOSITORY
 
@@ -61,7 +62,6 @@ NBGRADER_SERVER_EXTENSIONS = (
 # Ours: the formgrader's Autograde button runs `python -m grader.grade` (the grader's sandbox)
 # instead of stock nbgrader's unsandboxed kernel (grader/course/formgrader.py).
 COURSE_SERVER_EXTENSIONS = ("grader.course.formgrader",)
-DEFAULT_COURSE_ID = "face_recognition"
 # JupyterLab defaults for this server (a user's own settings still win): never ask about, nor
 # fetch, Jupyter's news feed; the question would sit over the notebook on first start.
 LAB_SETTING_DEFAULTS = {
@@ -97,7 +97,7 @@ def nbgrader_config(course: Path, exchange: Path) -> str:
         f"load_subconfig({str(settings)!r})  # noqa: F821 (the course's settings)",
         f"c.CourseDirectory.root = {str(course)!r}",
         "if not c.CourseDirectory.get('course_id'):",
-        f"    c.CourseDirectory.course_id = {DEFAULT_COURSE_ID!r}",
+        f"    c.CourseDirectory.course_id = {COURSE_ID!r}",
         f"c.Exchange.root = {str(exchange)!r}",
         "# Validate skips the ungraded Going-further cells, as on a hub (grader.course.hub.student_config)",
         f"c.Execute.skip_cells_with_tag = {GOING_FURTHER_TAG!r}",
