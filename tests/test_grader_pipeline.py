@@ -263,3 +263,59 @@ def test_the_grader_version_covers_every_grader_module():
     modules = {p for p in GRADER.rglob("*.py") if not {".work", "results", "examples", "source", "__pycache__"} & set(p.parts)}
     assert modules and modules <= set(GRADING_FILES), sorted(str(p) for p in modules - set(GRADING_FILES))
     assert {"hidden.py", "pipeline.py", "kernel.py"} <= {p.name for p in GRADING_FILES}
+
+
+def test_the_course_photos_encodings_are_kept_between_runs_and_computed_again_when_damaged(tmp_path):
+    """A zygote encodes the course photos once and keeps them (in data/cache/course-encodings/
+    unless told otherwise); the next one takes them from there; one that finds the file damaged
+    computes them again and replaces it."""
+    import numpy as np
+
+    from grader.sandbox import callee
+    from grader.sandbox.execute import Zygote
+
+    cache = tmp_path / "cache"
+
+    def start(name):
+        with Zygote([tmp_path], tmp_path / f"{name}.log", cache=cache) as zygote:
+            with np.load(zygote.encodings) as data:
+                return zygote.ready["encodings_cached"], {key: data[key] for key in data.files}
+
+    computed, first = start("first")
+    [kept] = cache.iterdir()
+    reused, second = start("second")
+    kept.write_bytes(kept.read_bytes()[:1000])  # cut short, as a full disk would leave it
+    after_damage, third = start("third")
+    assert (computed, reused, after_damage) == (False, True, False)
+    assert set(first) == set(callee.PHOTO_FILES) and all(first[f].size == 128 for f in first)
+    for file in callee.PHOTO_FILES:
+        assert np.array_equal(first[file], second[file]) and np.array_equal(first[file], third[file]), file
+    assert [p.name for p in cache.iterdir()] == [kept.name]  # replaced whole; no partial file left
+    with np.load(kept) as data:
+        assert set(data.files) == set(callee.PHOTO_FILES)
+
+
+def test_the_cached_encodings_key_changes_with_the_model_the_photos_and_the_code(tmp_path, monkeypatch):
+    from grader.sandbox import callee, zygote
+
+    for name in ("keras-facenet-h5", "facerec"):
+        (tmp_path / name).mkdir()
+        for path in (REPOSITORY / name).iterdir():
+            if path.is_file():
+                (tmp_path / name / path.name).symlink_to(path)
+    (tmp_path / "images").mkdir()
+    for file in callee.PHOTO_FILES:
+        (tmp_path / "images" / file).write_bytes((REPOSITORY / "images" / file).read_bytes())
+    (tmp_path / "fr_utils.py").write_text((REPOSITORY / "fr_utils.py").read_text())
+    monkeypatch.setattr(zygote, "REPOSITORY", tmp_path)
+    keys = [zygote._encodings_key()]
+    assert zygote._encodings_key() == keys[0]
+    photo = tmp_path / "images" / callee.CAMERA_FILES[0]
+    photo.write_bytes(photo.read_bytes()[:-1] + bytes([photo.read_bytes()[-1] ^ 1]))  # one bit of one photo
+    keys.append(zygote._encodings_key())
+    (tmp_path / "fr_utils.py").write_text((REPOSITORY / "fr_utils.py").read_text() + "\n# edited\n")
+    keys.append(zygote._encodings_key())
+    (tmp_path / "keras-facenet-h5" / "model.json").unlink()
+    (tmp_path / "keras-facenet-h5" / "model.json").write_text((REPOSITORY / "keras-facenet-h5" / "model.json").read_text() + " ")
+    keys.append(zygote._encodings_key())
+    assert len(set(keys)) == 4, keys

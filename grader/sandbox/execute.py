@@ -149,7 +149,9 @@ CURRENT: Job | None = None
 class Zygote:
     """The zygote process of a grading run (see grader/sandbox/zygote.py)."""
 
-    def __init__(self, hidden_paths: list[Path], log: Path):
+    def __init__(self, hidden_paths: list[Path], log: Path, cache: Path | None = None):
+        """`cache`: where the course photos' encodings are kept between runs (the zygote's
+        ENCODINGS_CACHE, in the course's data/ folder, unless given)."""
         self.folder = Path(tempfile.mkdtemp(prefix="fr-zygote-"))
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log, "a")
@@ -158,6 +160,8 @@ class Zygote:
         command = [sys.executable, "-m", "grader.sandbox.zygote", "--dir", str(self.folder)]
         for path in hidden_paths:
             command += ["--hidden", str(Path(path).resolve())]
+        if cache is not None:
+            command += ["--cache", str(Path(cache).resolve())]
         self.process = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
                                         stderr=self.log, stdin=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
