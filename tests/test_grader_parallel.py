@@ -102,9 +102,9 @@ def test_a_stopped_run_resumes_and_skips_what_it_graded(submissions, runs):
     course, out = root / "course", root / "out"
     command = [sys.executable, "-m", "grader.grade", str(submissions), "--out", str(out), "--course", str(course),
                "--jobs", "2", "--cell-timeout", str(support.CELL_TIMEOUT), "--timeout", str(support.NOTEBOOK_TIMEOUT)]
-    # Started as a command typed at a terminal is: with Ctrl-C's signal at its default. A test run
-    # started in the background of a script (as CI runners may start it) has SIGINT ignored, and a
-    # child inherits that; a signal that is caught here is reset to the default in the child.
+    # Start it as a terminal would, with Ctrl-C's signal at its default. A test run started in the
+    # background of a script (as CI runners may start it) has SIGINT ignored, which a child
+    # inherits; a signal caught here is reset to its default in the child.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
