@@ -23,6 +23,12 @@ if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
   echo "$want" > .venv/.requirements.sha256
 fi
 
+# Dask reads its settings from .venv/etc/dask/ too: the grading settings (grader/grading/dask.yaml)
+# reach every scheduler, worker and grading command started from this venv.
+mkdir -p .venv/etc/dask
+cmp -s grader/grading/dask.yaml .venv/etc/dask/facerec-grading.yaml \
+  || cp grader/grading/dask.yaml .venv/etc/dask/facerec-grading.yaml
+
 .venv/bin/python -m facerec.assets install "$@"
 # Features of LFW faces for the notebook's ungraded triplet-training section (about 2 minutes
 # the first time, cached in data/cache/ after that).

@@ -124,3 +124,43 @@ def test_a_worker_holds_no_database_url(dask):
     assert names == {"student", "notebook", "limits", "version", "rejected", "notes"}
     job = Job("s1", b"{}", Limits(), "v")
     assert b"postgresql" not in pickle.dumps(job)
+
+
+def test_the_scheduler_and_workers_run_with_the_grading_settings(dask):
+    """Set-up puts grader/grading/dask.yaml where Dask looks (the venv's etc/dask/), so the
+    `dask scheduler` and `dask worker` commands pick it up with nothing more on their command line."""
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from dask import config as dask_config
+    from distributed import Client
+
+    from grader.grading.pipeline import GRADER
+
+    committed = GRADER / "grading" / "dask.yaml"
+    installed = Path(sys.prefix) / "etc" / "dask" / "facerec-grading.yaml"
+    assert installed.read_bytes() == committed.read_bytes()
+    assert str(installed.parent) in dask_config.paths
+
+    wanted = {"distributed.admin.tick.interval": "500ms", "distributed.admin.system-monitor.interval": "2s",
+              "distributed.worker.profile.enabled": False, "distributed.worker.memory.monitor-interval": "1s"}
+    settings = yaml.safe_load(committed.read_text(encoding="utf-8"))
+    for key, value in wanted.items():  # the file says what the processes are checked for below
+        node = settings
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
+
+    def read(keys=tuple(wanted)):
+        from dask import config
+
+        return {key: config.get(key) for key in keys}
+
+    with Client(dask.address, timeout=30, set_as_default=False) as client:
+        on_workers = client.run(read)
+        on_scheduler = client.run_on_scheduler(read)
+    assert on_workers  # one or two: the test above killed one of them
+    for address, found in on_workers.items():
+        assert found == wanted, address
+    assert on_scheduler == wanted
