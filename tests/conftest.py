@@ -6,16 +6,6 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `make test` runs two test files at once, and a file may run two grading jobs or a notebook's
-# kernel beside itself: more busy TensorFlow processes than the machine's 2 cores. TensorFlow's
-# default pools (a thread per core for each op, more to run ops side by side) then make each
-# process's threads wait for cores and spin meanwhile. With one thread each, measured alone
-# (2026-12-01): the solved notebook run with nbconvert used 106 CPU-seconds instead of 121 (wall
-# 106 s instead of 86), the triplet-training tests 34 instead of 40. Every process the tests start
-# inherits these (pytest-xdist's workers, JupyterLab and its kernels, nbconvert, the grading
-# command); the grader's sandbox sets one thread for its kernels itself.
-for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_variable, "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
