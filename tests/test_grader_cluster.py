@@ -132,7 +132,6 @@ def test_the_scheduler_and_workers_run_with_the_grading_settings(dask):
     import sys
     from pathlib import Path
 
-    import yaml
     from dask import config as dask_config
     from distributed import Client
 
@@ -143,14 +142,9 @@ def test_the_scheduler_and_workers_run_with_the_grading_settings(dask):
     assert installed.read_bytes() == committed.read_bytes()
     assert str(installed.parent) in dask_config.paths
 
+    # The file is the only place these can come from: the processes reading them is the proof it is read.
     wanted = {"distributed.admin.tick.interval": "500ms", "distributed.admin.system-monitor.interval": "2s",
               "distributed.worker.profile.enabled": False, "distributed.worker.memory.monitor-interval": "1s"}
-    settings = yaml.safe_load(committed.read_text(encoding="utf-8"))
-    for key, value in wanted.items():  # the file says what the processes are checked for below
-        node = settings
-        for part in key.split("."):
-            node = node[part]
-        assert node == value, key
 
     def read(keys=tuple(wanted)):
         from dask import config
