@@ -1,4 +1,5 @@
-"""The grading pipeline's own steps, without running any student notebook."""
+"""The grading pipeline's own steps, without running any student notebook (but one, graded to check
+the kernel's TensorFlow set-up)."""
 from __future__ import annotations
 
 import json
@@ -319,3 +320,73 @@ def test_the_cached_encodings_key_changes_with_the_model_the_photos_and_the_code
     (tmp_path / "keras-facenet-h5" / "model.json").write_text((REPOSITORY / "keras-facenet-h5" / "model.json").read_text() + " ")
     keys.append(zygote._encodings_key())
     assert len(set(keys)) == 4, keys
+
+
+# A cell added to a solved notebook: what the grading kernel's TensorFlow runs with, and the course
+# photos' encodings by the notebook's own model, to the bit (base64 of the float32 bytes).
+PROBE = """
+import base64, json
+print("PROBE " + json.dumps({
+    "grappler_off": tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False),
+    "threads": [tf.config.threading.get_intra_op_parallelism_threads(),
+                tf.config.threading.get_inter_op_parallelism_threads()],
+    "encodings": {file: base64.b64encode(np.asarray(img_to_encoding(f"images/{file}", model), np.float32).tobytes()).decode()
+                  for file in [*PEOPLE.values(), *CAMERA]}}))
+"""
+
+# The same encodings in a fresh process with TensorFlow's defaults (Grappler on) and the kernel's threads.
+REFERENCE = """
+import base64, json, sys
+import numpy as np
+import tensorflow as tf
+intra, inter = json.loads(sys.argv[1])
+tf.config.threading.set_intra_op_parallelism_threads(intra)
+tf.config.threading.set_inter_op_parallelism_threads(inter)
+assert not tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+from fr_utils import img_to_encoding
+with open("keras-facenet-h5/model.json") as file:
+    model = tf.keras.models.model_from_json(file.read())
+model.load_weights("keras-facenet-h5/model.h5")
+tf.random.set_seed(1)  # as the notebook's triplet-loss test does before verify's
+print(json.dumps({file: base64.b64encode(np.asarray(img_to_encoding(f"images/{file}", model), np.float32).tobytes()).decode()
+                  for file in json.loads(sys.argv[2])}))
+"""
+
+
+def test_the_grading_kernel_runs_without_grappler_and_encodes_the_course_photos_to_the_bit():
+    """Grading kernels switch Grappler off (grader/sandbox/kernel.py: 1.2 s less per solution). The
+    course photos' encodings a graded notebook computes must not change: the same bits as with
+    TensorFlow's defaults and the same number of threads, for all 18 photos."""
+    import os
+    import subprocess
+    import sys
+
+    import grading_support as support
+    from grader.course.make_examples import write_examples
+    from grader.sandbox import callee
+
+    root = support.folder("grappler")
+    write_examples(root / "examples")
+    student = root / "submissions" / "probe"
+    student.mkdir(parents=True)
+    solved = nbformat.read(root / "examples" / "solution" / NOTEBOOK, as_version=4)
+    after = next(i for i, cell in enumerate(solved.cells)
+                 if cell.metadata.get("nbgrader", {}).get("grade_id") == "who_is_it_test_visible")
+    solved.cells.insert(after + 1, nbformat.v4.new_code_cell(PROBE))
+    nbformat.write(solved, student / NOTEBOOK)
+    results, _ = support.grade(root / "submissions", root / "out", root / "course", jobs=1)
+    assert [(r.student, r.status, r.score) for r in results] == [("probe", "graded", 20.0)], results[0].notes
+    graded = nbformat.read(root / "course" / "autograded" / "probe" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    [line] = [line for cell in graded.cells if cell.cell_type == "code" for output in cell.outputs
+              for line in output.get("text", "").splitlines() if line.startswith("PROBE ")]
+    kernel = json.loads(line[len("PROBE "):])
+    assert kernel["grappler_off"] is True
+    assert set(kernel["encodings"]) == set(callee.PHOTO_FILES)
+
+    done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(kernel["threads"]), json.dumps(sorted(kernel["encodings"]))],
+                          cwd=REPOSITORY, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = json.loads(done.stdout.splitlines()[-1])
+    differing = sorted(file for file in reference if reference[file] != kernel["encodings"][file])
+    assert not differing, f"encodings that Grappler changed: {differing}"
