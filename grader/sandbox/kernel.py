@@ -392,8 +392,8 @@ class Kernel:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         # No Grappler (TensorFlow's graph optimiser): it rewrote the 447-layer prediction graph
         # on the first encoding and again after the visible test's tf.random.set_seed(1), which
-        # empties TensorFlow's caches: 1.2 s of the 8.5 s a solution took, for no gain on one
-        # image at a time. The encodings are the same to the bit (tests/test_grader_pipeline.py).
+        # empties TensorFlow's caches: 0.7 to 1.1 s of CPU per notebook (of 7 to 9), for no gain
+        # on one photo at a time. The encodings are unchanged (tests/test_grader_pipeline.py).
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
         self.shell = _make_shell(self)
         self.sink = _Stream("stdout", self)  # between cells (a thread's late prints): dropped
