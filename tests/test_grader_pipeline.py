@@ -353,7 +353,7 @@ print(json.dumps({file: base64.b64encode(np.asarray(img_to_encoding(f"images/{fi
 """
 
 
-def test_the_grading_kernel_runs_without_grappler_and_encodes_the_course_photos_to_the_bit():
+def test_the_grading_kernel_runs_without_grappler_and_its_encodings_do_not_change():
     """Grading kernels switch Grappler off (grader/sandbox/kernel.py: 0.7 to 1.1 s of CPU less per notebook). The
     course photos' encodings a graded notebook computes must not change: those of TensorFlow's
     defaults with the same number of threads, for all 18 photos."""
